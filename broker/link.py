@@ -1,0 +1,246 @@
+"""The MQTT connection of a long-running FLOps process.
+
+One ``Link`` per process, passed down, never global. It connects with TCP_NODELAY and a
+persistent session, reconnects with backoff (aiomqtt 2.x does not), subscribes again after
+every connect, routes each message to every matching handler, and acknowledges a QoS 1
+message only after all of them are done with it (manual acks): a crash before that means
+the broker delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+import paho.mqtt.client as paho
+
+from broker import topics
+from core.errors import BrokerError
+
+log = logging.getLogger(__name__)
+NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where the broker listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+
+    def __str__(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def make_client(
+    address: BrokerAddress, identifier: str, *, persistent: bool, timeout: float = 10.0
+) -> aiomqtt.Client:
+    """An aiomqtt client in MQTT 3.1.1 (so a 3.1.1-only broker works too) with TCP_NODELAY."""
+    return aiomqtt.Client(
+        address.host,
+        address.port,
+        identifier=identifier,
+        clean_session=not persistent,
+        protocol=aiomqtt.ProtocolVersion.V311,
+        socket_options=NODELAY,
+        timeout=timeout,
+        max_inflight_messages=1000,
+    )
+
+
+class Inbound:
+    """A received message; acknowledged once every handler released it."""
+
+    __slots__ = ("_ack", "_holds", "payload", "qos", "topic")
+
+    def __init__(self, topic: str, payload: bytes, qos: int, ack: Callable[[], None]):
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self._ack = ack
+        self._holds = 0
+
+    def hold(self) -> Callable[[], None]:
+        """Delay the acknowledgement; call the returned function (once) to release."""
+        self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._holds -= 1
+                if self._holds == 0:
+                    self._ack()
+
+        return release
+
+
+Handler = Callable[[Inbound], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class _Route:
+    topic_filter: str
+    handler: Handler
+    concurrent: bool
+
+
+@dataclass
+class Link:
+    """A persistent, self-healing MQTT connection with topic routing."""
+
+    address: BrokerAddress
+    identifier: str
+    max_concurrent: int = 256
+    _routes: list[_Route] = field(default_factory=list)
+    _client: aiomqtt.Client | None = None
+    _connected: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopping: bool = False
+    _inflight: set[asyncio.Task[None]] = field(default_factory=set)
+    _limit: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.max_concurrent)
+
+    def route(self, topic_filter: str, handler: Handler, *, concurrent: bool = False) -> None:
+        """Deliver messages matching ``topic_filter`` to ``handler``.
+
+        Ordered handlers are awaited one message at a time, in arrival order, and must be
+        quick; concurrent ones run as tasks, at most ``max_concurrent`` at once.
+        """
+        self._routes.append(_Route(topic_filter, handler, concurrent))
+
+    async def publish(self, topic: str | topics.Topic, payload: bytes, *, qos: int = 1) -> None:
+        """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects."""
+        while True:
+            while not self._connected.is_set():
+                if self._stopping:
+                    raise BrokerError(f"cannot publish to {self.address}: the link is closed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._connected.wait(), 0.5)
+            client = self._client
+            if client is None:
+                continue
+            try:
+                await client.publish(str(topic), payload, qos=qos)
+            except aiomqtt.MqttError as exc:
+                if self._stopping:
+                    raise BrokerError(f"cannot publish to {self.address}: {exc}") from exc
+                log.warning("publish on %s failed (%s); retrying after reconnect", topic, exc)
+                self._connected.clear()
+                await asyncio.sleep(0.05)
+            else:
+                return
+
+    async def wait_connected(self, timeout: float) -> None:
+        """Wait until the first connection is up or raise ``BrokerError``."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            raise BrokerError(f"no MQTT broker reachable at {self.address}") from None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, subscribe and dispatch until ``stop`` is set, reconnecting with backoff.
+
+        On ``stop`` it reads no more messages, lets the handlers in flight finish (they may
+        still publish), then disconnects; unread messages stay with the broker.
+        """
+        client = make_client(self.address, self.identifier, persistent=True)
+        # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
+        client._client.manual_ack_set(True)  # noqa: SLF001
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                async with client:
+                    self._client = client
+                    for route in self._routes:
+                        await client.subscribe(route.topic_filter, qos=1)
+                    self._connected.set()
+                    log.info("connected to %s as %s", self.address, self.identifier)
+                    backoff = 0.1
+                    await self._dispatch_until(client, stop)
+                    self._stopping = True
+                    await self._drain()
+            except aiomqtt.MqttError as exc:
+                self._connected.clear()
+                if stop.is_set():
+                    break
+                log.warning("broker %s: %s; reconnecting in %.1fs", self.address, exc, backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)
+        self._connected.clear()
+        await self._drain()
+
+    async def _dispatch_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        reader = asyncio.create_task(self._read(client))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, stopper):
+                task.cancel()
+            await asyncio.gather(reader, stopper, return_exceptions=True)
+        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+            raise reader.exception()  # type: ignore[misc]  # an MqttError: reconnect
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            inbound = _inbound(client, message)
+            release = inbound.hold()
+            for route in self._routes:
+                if not topics.matches(route.topic_filter, inbound.topic):
+                    continue
+                if route.concurrent:
+                    await self._limit.acquire()
+                    task = asyncio.create_task(_run(route.handler, inbound, self._limit.release))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                else:
+                    await _run(route.handler, inbound, None)
+            release()
+
+    async def _drain(self) -> None:
+        """Wait for the concurrent handlers still running."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+
+def _inbound(client: aiomqtt.Client, message: aiomqtt.Message) -> Inbound:
+    mid, qos = message.mid, message.qos
+    paho_client = client._client  # noqa: SLF001 - see Link.run
+
+    def ack() -> None:
+        if qos > 0:
+            rc = paho_client.ack(mid, qos)
+            if rc != paho.MQTT_ERR_SUCCESS:
+                log.debug("ack of %d not sent (%s); the broker will redeliver", mid, rc)
+
+    payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    return Inbound(str(message.topic), payload, qos, ack)
+
+
+async def _run(handler: Handler, inbound: Inbound, done: Callable[[], None] | None) -> None:
+    release = inbound.hold()
+    try:
+        await handler(inbound)
+    except asyncio.CancelledError:
+        # Shutting down: leave the message unacknowledged so the broker delivers it again.
+        raise
+    except Exception:
+        # A handler bug must not take the connection down; the message is dropped and logged.
+        log.exception("handler %s failed on %s", getattr(handler, "__name__", handler), inbound.topic)
+        release()
+    else:
+        release()
+    finally:
+        if done is not None:
+            done()

@@ -1,0 +1,196 @@
+"""The embedded broker of the default stack and of the tests.
+
+A ``mosquitto`` found on PATH, started with a generated config (TCP_NODELAY, raised queue
+limits, persistence under the data dir); only where none exists, amqtt, a pure-Python
+broker that speaks MQTT 3.1.1 (install the ``embedded-broker`` extra).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any, Protocol
+
+from broker.link import BrokerAddress
+from core.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedBroker(Protocol):
+    """A broker this process started and must stop."""
+
+    address: BrokerAddress
+    kind: str
+
+    async def stop(self) -> None:
+        """Stop the broker and wait for it to exit."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free right now (mosquitto cannot listen on port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_config(port: int, state_dir: Path, host: str = "127.0.0.1") -> str:
+    """The generated mosquitto.conf: local listener, nodelay, big queues, persistence."""
+    lines = [
+        f"listener {port} {host}",
+        "allow_anonymous true",
+        "set_tcp_nodelay true",
+        # The default of 1000 silently drops QoS 1 messages to a slow subscriber.
+        "max_queued_messages 1000000",
+        "max_inflight_messages 1000",
+        "persistence true",
+        f"persistence_location {state_dir}/",
+        "autosave_interval 5",
+        f"log_dest file {state_dir / 'mosquitto.log'}",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+    ]
+    if os.geteuid() == 0:
+        # As root mosquitto drops to user 'mosquitto', who cannot write our state dir.
+        lines.append(f"user {getpass.getuser()}")
+    return "\n".join(lines) + "\n"
+
+
+async def _wait_listening(address: BrokerAddress, proc: asyncio.subprocess.Process, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if proc.returncode is not None:
+            return False
+        try:
+            _, writer = await asyncio.open_connection(address.host, address.port)
+        except OSError:
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
+
+
+class Mosquitto:
+    """A mosquitto child process with a generated configuration."""
+
+    kind = "mosquitto"
+
+    def __init__(self, proc: asyncio.subprocess.Process, address: BrokerAddress, state_dir: Path):
+        self.proc = proc
+        self.address = address
+        self.state_dir = state_dir
+
+    @classmethod
+    async def start(
+        cls, state_dir: Path, port: int = 0, host: str = "127.0.0.1", binary: str = "mosquitto"
+    ) -> Mosquitto:
+        """Start mosquitto on ``port`` (a free one if 0) and wait until it listens."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        attempts = 3 if port == 0 else 1
+        remembered = state_dir / "port"
+        for attempt in range(attempts):
+            chosen = port or (_remembered_port(remembered) if attempt == 0 else 0) or free_port(host)
+            conf = state_dir / "mosquitto.conf"
+            conf.write_text(mosquitto_config(chosen, state_dir, host))
+            proc = await asyncio.create_subprocess_exec(
+                binary, "-c", str(conf),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            address = BrokerAddress(host, chosen)
+            if await _wait_listening(address, proc, 10.0):
+                remembered.write_text(str(chosen))  # same address after a restart
+                return cls(proc, address, state_dir)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            _, err = await proc.communicate()
+            reason = err.decode(errors="replace").strip() or _tail(state_dir / "mosquitto.log")
+            log.warning("mosquitto did not start on port %d: %s", chosen, reason)
+        raise BrokerError(f"mosquitto did not start on {host}:{port or 'a free port'}: {reason}")
+
+    async def stop(self) -> None:
+        """Terminate mosquitto (it saves its persistence file) and wait for it."""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def _remembered_port(path: Path) -> int:
+    """The port used last time if it is free now, else 0."""
+    try:
+        port = int(path.read_text())
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
+    except (OSError, ValueError):
+        return 0
+    return port
+
+
+def _tail(path: Path) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-3:])
+    except OSError:
+        return "no log"
+
+
+class Amqtt:
+    """amqtt running inside this process: the fallback where no mosquitto exists."""
+
+    kind = "amqtt"
+
+    def __init__(self, broker: Any, address: BrokerAddress):
+        self.broker = broker
+        self.address = address
+
+    @classmethod
+    async def start(cls, port: int = 0, host: str = "127.0.0.1") -> Amqtt:
+        """Start an in-process amqtt broker."""
+        try:
+            from amqtt.broker import Broker  # noqa: PLC0415 - optional dependency
+        except ImportError as exc:
+            raise BrokerError(
+                "no mosquitto on PATH and amqtt is not installed: install mosquitto "
+                "(apt-get install mosquitto) or pip install 'flops-mqtt[embedded-broker]'"
+            ) from exc
+        chosen = port or free_port(host)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{host}:{chosen}"}},
+            "auth": {"allow-anonymous": True, "plugins": ["auth_anonymous"]},
+            "topic-check": {"enabled": False},
+        }
+        broker = Broker(config)
+        await broker.start()
+        return cls(broker, BrokerAddress(host, chosen))
+
+    async def stop(self) -> None:
+        """Shut the in-process broker down."""
+        await self.broker.shutdown()
+
+
+async def start_embedded(state_dir: Path, port: int = 0, prefer: str = "auto") -> EmbeddedBroker:
+    """Start mosquitto if one is on PATH (or ``prefer == 'mosquitto'``), else amqtt."""
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if prefer == "amqtt" or (prefer == "auto" and binary is None):
+        return await Amqtt.start(port)
+    if binary is None:
+        raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
+    return await Mosquitto.start(state_dir, port, binary=binary)

@@ -1,0 +1,1 @@
+"""Talks to people: the ``flops`` and ``oak`` commands."""

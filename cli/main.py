@@ -1,0 +1,269 @@
+"""The ``flops`` and ``oak`` commands: parse, build the settings, call ``cli.ops``.
+
+Exit codes: 0 done; 1 failed (no broker, no answer, refused, project failed);
+2 bad input (SLA, usage, settings); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+import click
+
+from core.errors import ConfigError, FlopsError, RemoteError, SLAError
+
+OUTPUT = click.option("--output", "-o", type=click.Choice(["table", "json"]), default=None,
+                      help="Tables for people (default) or one JSON document.")
+USER = click.option("--user", default=None, help="Act as this user [env FLOPS_USER].")
+BROKER = click.option("--broker", default=None, metavar="HOST:PORT",
+                      help="MQTT broker to use [env FLOPS_BROKER_HOST/PORT; default: the "
+                           "stack started by `flops up`, else 127.0.0.1:1883].")
+TIMEOUT = click.option("--timeout", type=float, default=None,
+                       help="Seconds to wait for an answer [default 10].")
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every talking command has."""
+    return OUTPUT(USER(BROKER(TIMEOUT(fn))))
+
+
+def _settings(**flags: Any) -> Any:
+    from cli.settings import CliSettings  # noqa: PLC0415 - keep --help fast
+    from core.settings import load_settings  # noqa: PLC0415
+
+    broker = flags.pop("broker", None)
+    if broker:
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
+        flags.update(broker_host=host, broker_port=int(port))
+    return load_settings(CliSettings, flags, section="cli")
+
+
+def _finish(run: Callable[[], Coroutine[Any, Any, int] | int], json_out: bool) -> NoReturn:
+    try:
+        result = run()
+        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted; anything already sent keeps going.", err=True)
+        sys.exit(130)
+    except BaseExceptionGroup as group:
+        code = _fail(_first_flops_error(group), json_out)
+    except FlopsError as exc:
+        code = _fail(exc, json_out)
+    sys.exit(int(code))
+
+
+def _first_flops_error(group: BaseExceptionGroup[Any]) -> BaseException:
+    for exc in group.exceptions:
+        found = _first_flops_error(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, FlopsError):
+            return found
+    raise group
+
+
+def _fail(exc: BaseException, json_out: bool) -> int:
+    bad_input = isinstance(exc, SLAError | ConfigError) or (
+        isinstance(exc, RemoteError) and exc.code in ("invalid_sla", "bad_schema"))
+    code = getattr(exc, "code", type(exc).__name__)
+    details = getattr(exc, "details", None) or getattr(exc, "problems", None) or []
+    if json_out:
+        click.echo(json.dumps({"success": False, "error": {
+            "code": code, "message": str(exc), "details": details}}, indent=2))
+    else:
+        click.echo(f"Error: {exc}", err=True)
+        for line in details if isinstance(exc, RemoteError) else []:
+            click.echo(f"  {line}", err=True)
+    return 2 if bad_input else 1
+
+
+def _call(op: str, flags: dict[str, Any], *args: Any, **kwargs: Any) -> NoReturn:
+    """Build the settings and run ``cli.ops.<op>``, translating errors to exit codes."""
+    json_out = flags.get("output") == "json"
+
+    def run() -> Any:
+        from cli import ops  # noqa: PLC0415
+
+        settings = _settings(**flags)
+        return getattr(ops, op)(settings, *args, **kwargs)
+
+    _finish(run, json_out)
+
+
+class AliasGroup(click.Group):
+    """A group whose commands also answer to short aliases (``p`` for ``project``)."""
+
+    aliases: dict[str, str] = {
+        "p": "project", "ls": "projects", "list": "projects", "show": "status", "s": "status",
+        "a": "apps", "logs": "log",
+    }
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """Resolve aliases."""
+        return super().get_command(ctx, self.aliases.get(cmd_name, cmd_name))
+
+
+@click.group(cls=AliasGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flops-mqtt")
+def flops() -> None:
+    """FLOps: federated-learning operations over MQTT.
+
+    Start the local stack with `flops up`, then start a project with
+    `flops project --project-sla-file-name mnist_sklearn_small.json`
+    (the same as `oak addon flops p ...`).
+    """
+
+
+@flops.command()
+@click.option("--project-sla-file-name", "sla", required=True, metavar="NAME|PATH",
+              help="An SLA name (with or without .json) from your SLA folder or the bundled "
+                   "ones, or a path to an SLA file.")
+@click.option("--show", is_flag=True, help="Print the SLA and send nothing.")
+@click.option("--follow/--no-follow", default=True,
+              help="Follow the project's log until it rests (default) or return at once.")
+@common
+def project(sla: str, show: bool, follow: bool, **flags: Any) -> None:
+    """Start a FLOps project from an SLA. Alias: p."""
+    _call("start_project", flags, sla, show=show, follow=follow)
+
+
+@flops.command()
+@common
+def projects(**flags: Any) -> None:
+    """List your projects with their state. Aliases: ls, list."""
+    _call("list_projects", flags)
+
+
+@flops.command()
+@click.argument("project_id")
+@common
+def status(project_id: str, **flags: Any) -> None:
+    """Show one project: state, applications, services. Aliases: show, s."""
+    _call("show_project", flags, project_id)
+
+
+@flops.command()
+@common
+def apps(**flags: Any) -> None:
+    """Show your applications (the original's `oak a s`). Alias: a."""
+    _call("list_apps", flags)
+
+
+@flops.command()
+@common
+def services(**flags: Any) -> None:
+    """Show your services with instance status (the original's `oak s s`)."""
+    _call("list_services", flags)
+
+
+@flops.command()
+@click.argument("project_id")
+@click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First entry to print.")
+@click.option("--last", "-n", type=click.IntRange(1, 100_000), default=None,
+              help="Print only the last N entries.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new entries as they arrive.")
+@click.option("--until-rest", is_flag=True,
+              help="With --follow: stop when the project rests; exit 1 if it failed.")
+@common
+def log(project_id: str, from_seq: int, last: int | None, follow: bool, until_rest: bool,
+        **flags: Any) -> None:
+    """Print a project's observer log, from any sequence number or its last N entries."""
+    _call("show_log", flags, project_id, from_seq=from_seq, last=last, follow=follow,
+          until_rest=until_rest)
+
+
+@flops.command()
+@OUTPUT
+def slas(**flags: Any) -> None:
+    """List the SLAs you can name with --project-sla-file-name."""
+    _call("list_slas", flags)
+
+
+@flops.command()
+@click.option("--detach", "-d", is_flag=True, help="Run in the background; stop with `flops down`.")
+@click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "amqtt", "external"]),
+              default=None, help="Embedded broker to start (auto: mosquitto if installed, else "
+                                 "amqtt) or `external` to use --broker-host/--broker-port.")
+@click.option("--broker-host", default=None, help="External broker host.")
+@click.option("--broker-port", type=int, default=None,
+              help="Port of the external broker, or of the embedded one (default: a free port).")
+def up(detach: bool, broker_kind: str | None, broker_host: str | None,
+       broker_port: int | None) -> None:
+    """Start the embedded FLOps stack: broker, manager, local runtime."""
+    from cli import stackctl  # noqa: PLC0415
+    from core.settings import load_settings  # noqa: PLC0415
+    from stack.settings import StackSettings  # noqa: PLC0415
+
+    def run() -> int:
+        settings = load_settings(StackSettings, {
+            "broker": broker_kind, "broker_host": broker_host, "broker_port": broker_port,
+        }, section="stack")
+        if detach:
+            return stackctl.up_detached(settings, _up_args(broker_kind, broker_host, broker_port))
+        return stackctl.up_foreground(settings)
+
+    _finish(run, json_out=False)
+
+
+def _up_args(kind: str | None, host: str | None, port: int | None) -> list[str]:
+    args = []
+    for flag, value in (("--broker", kind), ("--broker-host", host), ("--broker-port", port)):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+@flops.command()
+def down() -> None:
+    """Stop the FLOps stack started with `flops up --detach`."""
+    from cli import stackctl  # noqa: PLC0415
+    from core.settings import load_settings  # noqa: PLC0415
+    from stack.settings import StackSettings  # noqa: PLC0415
+
+    _finish(lambda: stackctl.down(load_settings(StackSettings, section="stack").data_dir), False)
+
+
+# ------------------------------------------------------------------ the oak-cli compatible tree
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def oak() -> None:
+    """oak-cli compatible entry: `oak addon flops ...`, `oak a s`, `oak s s`."""
+
+
+@oak.group()
+def addon() -> None:
+    """Addons; FLOps is `oak addon flops`."""
+
+
+addon.add_command(flops, name="flops")
+
+
+@oak.group(name="a")
+def oak_apps() -> None:
+    """Applications (`oak a s` shows them)."""
+
+
+@oak.group(name="s")
+def oak_services() -> None:
+    """Services (`oak s s` shows them)."""
+
+
+oak_apps.add_command(apps, name="s")
+oak_apps.add_command(apps, name="show")
+oak_services.add_command(services, name="s")
+oak_services.add_command(services, name="show")
+
+
+def flops_entry() -> None:
+    """Console entry point of `flops`."""
+    flops(prog_name="flops")
+
+
+def oak_entry() -> None:
+    """Console entry point of `oak`."""
+    oak(prog_name="oak")

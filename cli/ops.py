@@ -1,0 +1,242 @@
+"""What the commands do, over a broker session. Each returns an exit code; errors are
+raised as ``FlopsError`` and turned into text and codes by ``cli.main``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from broker import topics
+from broker.link import BrokerAddress
+from broker.messages import (
+    AppList,
+    CreateProject,
+    ListApps,
+    ListProjects,
+    ListServices,
+    LogEntry,
+    ProjectList,
+    ProjectState,
+    ProjectView,
+    ServiceList,
+    ShowProject,
+    new_request_id,
+)
+from broker.requester import Session, session
+from cli import render
+from cli.follow import read_log
+from cli.settings import CliSettings
+from core.errors import BrokerError, RequestTimeoutError
+from core.paths import shorten_home
+from slas import load_sla, resolve_sla
+from stack.discovery import read_card
+
+DEFAULT_USER = "Admin"
+START_HINT = "start the stack with `flops up` (or `oak addon flops up`)"
+
+
+def broker_address(settings: CliSettings) -> BrokerAddress:
+    """Explicit settings first, then the local stack's card, then 127.0.0.1:1883."""
+    if settings.broker_host or settings.broker_port:
+        return BrokerAddress(settings.broker_host or "127.0.0.1", settings.broker_port or 1883)
+    card = read_card(settings.data_dir)
+    if card is not None:
+        return BrokerAddress(card.broker_host, card.broker_port)
+    return BrokerAddress()
+
+
+class Out:
+    """Writes tables and lines, or one JSON document with ``--output json``."""
+
+    def __init__(self, settings: CliSettings):
+        self.json = settings.output == "json"
+
+    def line(self, text: str = "") -> None:
+        """A line for people (not printed in JSON mode)."""
+        if not self.json:
+            click.echo(text)
+
+    def doc(self, data: dict[str, Any]) -> None:
+        """The JSON document (only in JSON mode)."""
+        if self.json:
+            click.echo(json.dumps(data, indent=2))
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+async def _ask(sess: Session, op: topics.Op, message: Any, result: type[Any], timeout: float) -> Any:
+    try:
+        return await sess.request(topics.request(sess.user, op), message, result, timeout)
+    except RequestTimeoutError as exc:
+        raise RequestTimeoutError(
+            f"no answer from the FLOps manager within {timeout:g}s via the broker at "
+            f"{sess.address}; is the stack running? {START_HINT}"
+        ) from exc
+
+
+def _connect(settings: CliSettings, user: str) -> Any:
+    address = broker_address(settings)
+    return _hinted(session(address, user, settings.timeout), address)
+
+
+class _hinted:  # noqa: N801 - used like a function
+    """Add the start hint to a connection failure."""
+
+    def __init__(self, inner: Any, address: BrokerAddress):
+        self.inner = inner
+        self.address = address
+
+    async def __aenter__(self) -> Session:
+        try:
+            sess: Session = await self.inner.__aenter__()
+        except BrokerError as exc:
+            raise BrokerError(f"{exc}; {START_HINT}") from exc
+        return sess
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+
+async def start_project(settings: CliSettings, sla_name: str, *, show: bool, follow: bool) -> int:
+    """``flops project``: validate, send, print the answer, follow the log to a resting state."""
+    out = Out(settings)
+    path = resolve_sla(sla_name, settings.sla_dir)
+    sla = load_sla(path)
+    if show:
+        raw = json.loads(path.read_text())
+        if out.json:
+            out.doc({"sla_file": str(path), "sla": raw})
+        else:
+            click.echo(f"# {shorten_home(path)}\n" + json.dumps(raw, indent=4))
+        return 0
+    user = settings.user or sla.customerID
+    async with _connect(settings, user) as sess:
+        request = CreateProject(request_id=new_request_id(), reply_to=sess.client_id,
+                                sla=sla.model_dump(mode="json"), sla_name=path.name)
+        if not out.json:
+            click.echo(f"Requesting a new FLOps project from the manager via {sess.address} ...",
+                       err=True)
+        project: ProjectView = await _ask(sess, topics.Op.CREATE_PROJECT, request, ProjectView,
+                                          settings.timeout)
+        out.line(f"Success: 'Init new FLOps project for SLA '{shorten_home(path)}'")
+        out.line(render.apps_table(project.apps))
+        out.line(render.services_table(project.services))
+        entries: list[LogEntry] = []
+        state: ProjectState | None = project.state
+        if follow:
+            observer = next((s.name for s in project.services if s.kind == "observer"), "observer")
+            out.line(f"\nLive log of {project.name} from its observer {observer} "
+                     "(Ctrl-C stops following; the project keeps running):")
+            state = await read_log(sess, project.id, _collect(out, entries),
+                                   timeout=settings.timeout, follow=True, until_rest=True)
+            out.line(_rest_note(project, state))
+    out.doc({"success": True, "sla_file": str(path), "project": _dump(project),
+             "state": state.value if state else None, "log": [_dump(e) for e in entries]})
+    return 1 if state is ProjectState.FAILED else 0
+
+
+def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
+    def emit(entry: LogEntry) -> None:
+        entries.append(entry)
+        out.line(render.log_line(entry))
+
+    return emit
+
+
+def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
+    if state is ProjectState.FAILED:
+        return f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
+    return (f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
+            "the next stage. Follow it with: flops log " + project.id + " --follow")
+
+
+async def list_projects(settings: CliSettings) -> int:
+    """``flops projects``."""
+    out = Out(settings)
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        result: ProjectList = await _ask(
+            sess, topics.Op.LIST_PROJECTS, ListProjects(request_id=new_request_id(),
+                                                        reply_to=sess.client_id),
+            ProjectList, settings.timeout)
+    out.line(render.projects_table(result.projects) if result.projects else "No projects.")
+    out.doc(_dump(result))
+    return 0
+
+
+async def show_project(settings: CliSettings, project_id: str) -> int:
+    """``flops status ID``."""
+    out = Out(settings)
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        project: ProjectView = await _ask(
+            sess, topics.Op.SHOW_PROJECT, ShowProject(request_id=new_request_id(),
+                                                      reply_to=sess.client_id, project_id=project_id),
+            ProjectView, settings.timeout)
+    out.line(render.project_summary(project))
+    out.line(render.apps_table(project.apps))
+    out.line(render.services_table(project.services))
+    out.doc(_dump(project))
+    return 0
+
+
+async def list_apps(settings: CliSettings) -> int:
+    """``flops apps`` / ``oak a s``."""
+    out = Out(settings)
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        result: AppList = await _ask(
+            sess, topics.Op.LIST_APPS, ListApps(request_id=new_request_id(), reply_to=sess.client_id),
+            AppList, settings.timeout)
+    out.line(render.apps_table(result.apps))
+    out.doc(_dump(result))
+    return 0
+
+
+async def list_services(settings: CliSettings) -> int:
+    """``flops services`` / ``oak s s``."""
+    out = Out(settings)
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        result: ServiceList = await _ask(
+            sess, topics.Op.LIST_SERVICES,
+            ListServices(request_id=new_request_id(), reply_to=sess.client_id),
+            ServiceList, settings.timeout)
+    out.line(render.services_table(result.services))
+    out.doc(_dump(result))
+    return 0
+
+
+async def show_log(settings: CliSettings, project_id: str, *, from_seq: int, last: int | None,
+                   follow: bool, until_rest: bool) -> int:
+    """``flops log ID``."""
+    out = Out(settings)
+    entries: list[LogEntry] = []
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        try:
+            state = await read_log(sess, project_id, _collect(out, entries), timeout=settings.timeout,
+                                   from_seq=from_seq, last=last, follow=follow,
+                                   until_rest=until_rest)
+        except RequestTimeoutError as exc:
+            raise RequestTimeoutError(f"{exc}; is the stack running? {START_HINT}") from exc
+    out.doc({"project_id": project_id, "state": state.value if state else None,
+             "entries": [_dump(e) for e in entries]})
+    return 1 if until_rest and state is ProjectState.FAILED else 0
+
+
+def list_slas(settings: CliSettings) -> int:
+    """``flops slas``: the SLAs a bare name can refer to."""
+    from slas import bundled_dir  # noqa: PLC0415
+
+    out = Out(settings)
+    found: dict[str, Path] = {}
+    for folder in (bundled_dir(), settings.sla_dir):
+        if folder.is_dir():
+            found.update({p.name: p for p in sorted(folder.glob("*.json"))})
+    for name, path in sorted(found.items()):
+        out.line(f"{name:<42} {shorten_home(path)}")
+    out.doc({"slas": {name: str(path) for name, path in sorted(found.items())}})
+    return 0

@@ -1,0 +1,60 @@
+"""Tables and log lines as the original oak-cli drew them (rounded borders)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from broker.messages import AppView, Level, LogEntry, ProjectView, ServiceView
+
+FORMAT = "rounded_grid"
+
+
+def apps_table(apps: Sequence[AppView]) -> str:
+    """Name | Services | Application ID."""
+    rows = [[a.name, f"({a.services})", a.id] for a in apps]
+    return tabulate(rows, headers=["Name", "Services", "Application ID"], tablefmt=FORMAT)
+
+
+def services_table(services: Sequence[ServiceView]) -> str:
+    """Service Name | Service ID | Instances | App Name | App ID."""
+    rows = [
+        [s.name, s.id, "\n".join(f"{i.index} {i.status.value}" for i in s.instances) or "-",
+         s.app_name, s.app_id]
+        for s in services
+    ]
+    return tabulate(
+        rows, headers=["Service Name", "Service ID", "Instances", "App Name", "App ID"],
+        tablefmt=FORMAT,
+    )
+
+
+def projects_table(projects: Sequence[ProjectView]) -> str:
+    """Project ID | Name | State | SLA | Created."""
+    rows = [[p.id, p.name, p.state.value, p.sla_name, when(p.created_at)] for p in projects]
+    return tabulate(rows, headers=["Project ID", "Name", "State", "SLA", "Created"], tablefmt=FORMAT)
+
+
+def project_summary(p: ProjectView) -> str:
+    """A few lines on one project."""
+    lines = [
+        f"Project {p.name} ({p.id}) of {p.user}",
+        f"State:   {p.state.value}" + (f" - {p.state_reason}" if p.state_reason else ""),
+        f"SLA:     {p.sla_name}",
+        f"Created: {when(p.created_at)}   Updated: {when(p.updated_at)}",
+    ]
+    return "\n".join(lines)
+
+
+def when(ts: float) -> str:
+    """Local time of a timestamp, to the second."""
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def log_line(e: LogEntry) -> str:
+    """``seq  time  source  [LEVEL] text``."""
+    stamp = dt.datetime.fromtimestamp(e.ts).strftime("%H:%M:%S.%f")[:-3]
+    level = "" if e.level is Level.INFO else f"{e.level.value.upper()}: "
+    return f"{e.seq:>4}  {stamp}  {e.source:<20} {level}{e.text}"

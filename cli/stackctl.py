@@ -1,0 +1,110 @@
+"""``flops up`` and ``flops down``: run the embedded stack in the foreground or detached."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from core.paths import shorten_home
+from stack.discovery import StackCard, pid_alive, read_card
+from stack.settings import StackSettings
+
+
+def up_foreground(settings: StackSettings) -> int:
+    """Run the stack until Ctrl-C or SIGTERM, then drain and exit 0."""
+    from stack.app import run_stack  # noqa: PLC0415 - keep the CLI's start-up light
+
+    card = read_card(settings.data_dir)
+    if card is not None:
+        click.echo(f"A FLOps stack is already running (pid {card.pid}, broker "
+                   f"mqtt://{card.broker_host}:{card.broker_port}); stop it with `flops down`.",
+                   err=True)
+        return 1
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(card: StackCard) -> None:
+        click.echo(f"FLOps stack ready: broker mqtt://{card.broker_host}:{card.broker_port} "
+                   f"({card.broker_kind}), state in {shorten_home(settings.data_dir)}. "
+                   "Ctrl-C stops it.", err=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_stack(settings, stop, ready)
+
+    asyncio.run(main())
+    click.echo("FLOps stack stopped.", err=True)
+    return 0
+
+
+def up_detached(settings: StackSettings, argv: list[str], wait: float = 30.0) -> int:
+    """Start ``flops up`` in the background, wait until it is ready, print where it is."""
+    card = read_card(settings.data_dir)
+    if card is not None:
+        click.echo(f"FLOps stack already running (pid {card.pid}, broker "
+                   f"mqtt://{card.broker_host}:{card.broker_port}).")
+        return 0
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / "stack.log"
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "cli", "up", *argv], stdin=subprocess.DEVNULL,
+            stdout=log_file, stderr=log_file, start_new_session=True, env=os.environ.copy(),
+        )
+    click.echo(f"Starting the FLOps stack (pid {proc.pid}, log {shorten_home(log_path)}) ...",
+               err=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        card = read_card(settings.data_dir)
+        if card is not None and card.pid == proc.pid:
+            click.echo(f"FLOps stack running: broker mqtt://{card.broker_host}:{card.broker_port}"
+                       f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`.")
+            return 0
+        if proc.poll() is not None:
+            click.echo(f"The stack exited (code {proc.returncode}):\n{_tail(log_path)}", err=True)
+            return 1
+        time.sleep(0.1)
+    click.echo(f"The stack did not become ready within {wait:g}s; see {log_path}", err=True)
+    return 1
+
+
+def down(data_dir: Path, wait: float = 30.0) -> int:
+    """Stop the detached stack with SIGTERM (it drains) and wait for it to exit."""
+    card = read_card(data_dir)
+    if card is None:
+        click.echo("No FLOps stack is running.")
+        return 0
+    os.kill(card.pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not pid_alive(card.pid) or _is_zombie(card.pid):
+            click.echo(f"FLOps stack stopped (pid {card.pid}).")
+            return 0
+        time.sleep(0.1)
+    click.echo(f"The stack (pid {card.pid}) did not stop within {wait:g}s.", err=True)
+    return 1
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,1 @@
+"""Foundations shared by every FLOps component: errors, per-user paths, settings, ids."""

@@ -1,0 +1,58 @@
+"""The one exception root of FLOps and its documented tree.
+
+    FlopsError                  anything FLOps raises on purpose
+    ├── ConfigError             a setting is missing, malformed or unusable
+    ├── SLAError                a project SLA is missing or invalid (names file and field)
+    ├── BrokerError             the MQTT broker cannot be reached or refused us
+    ├── RequestTimeoutError     nobody answered a request in time
+    ├── RemoteError             the peer answered with a structured error
+    ├── StoreError              the state store failed
+    └── DeployError             the runtime could not deploy or undeploy a service
+
+Third-party errors (paho/aiomqtt, sqlite, subprocess) are translated into these at the
+boundary where they occur; only ``cli`` turns them into exit codes and text.
+"""
+
+from __future__ import annotations
+
+
+class FlopsError(Exception):
+    """Root of every error FLOps raises on purpose."""
+
+
+class ConfigError(FlopsError):
+    """A setting is missing, malformed or unusable."""
+
+
+class SLAError(FlopsError):
+    """A project SLA is missing or invalid; the message names the file and the field."""
+
+    def __init__(self, message: str, *, source: str = "", problems: list[str] | None = None):
+        super().__init__(message)
+        self.source = source
+        self.problems = problems or []
+
+
+class BrokerError(FlopsError):
+    """The MQTT broker cannot be reached, or it refused the connection."""
+
+
+class RequestTimeoutError(FlopsError):
+    """A request got no answer within its timeout."""
+
+
+class RemoteError(FlopsError):
+    """A peer answered a request with a structured error."""
+
+    def __init__(self, code: str, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or []
+
+
+class StoreError(FlopsError):
+    """The state store failed."""
+
+
+class DeployError(FlopsError):
+    """The runtime could not deploy or undeploy a service."""

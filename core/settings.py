@@ -1,0 +1,73 @@
+"""Build one typed settings object from defaults, a TOML file, the environment and flags.
+
+Precedence, lowest first: field defaults, the config file (``FLOPS_CONFIG`` or the per-user
+``config.toml``), ``FLOPS_<FIELD>`` environment variables, explicit command-line flags.
+Nothing is read at import time; a bad value fails at start with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from core import paths
+from core.errors import ConfigError
+
+ENV_PREFIX = "FLOPS_"
+S = TypeVar("S", bound=BaseModel)
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """The config file in force: ``FLOPS_CONFIG`` if set, else the per-user default."""
+    explicit = environ.get(ENV_PREFIX + "CONFIG", "")
+    return Path(explicit) if explicit else paths.config_file()
+
+
+def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    """Read a TOML config file; a missing optional file is an empty config."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} (from FLOPS_CONFIG) does not exist") from None
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+
+
+def load_settings(
+    model: type[S],
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    section: str = "",
+) -> S:
+    """Merge defaults < file < environment < flags into ``model`` and validate once."""
+    env = os.environ if environ is None else environ
+    path = config_path(env)
+    file_data = read_config_file(path, required=bool(env.get(ENV_PREFIX + "CONFIG")))
+    merged: dict[str, Any] = {k: v for k, v in file_data.items() if not isinstance(v, dict)}
+    if section and isinstance(file_data.get(section), dict):
+        merged.update(file_data[section])
+    fields = model.model_fields
+    merged = {k: v for k, v in merged.items() if k in fields}
+    for name in fields:
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            merged[name] = value
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid setting ({problems}); set it in {path}, "
+            f"as {ENV_PREFIX}<NAME> or with a flag"
+        ) from exc

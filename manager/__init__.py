@@ -1,0 +1,1 @@
+"""Decides: validates project requests, creates applications and services, tracks state."""

@@ -1,0 +1,107 @@
+"""The manager's state store interface: applications, services and projects.
+
+The embedded default is SQLite (``manager.sqlite_store``). Implementations enforce the
+uniqueness rules themselves (one observatory per user, one project per request id), so
+concurrent managers cannot race into duplicates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from broker.messages import AppView, InstanceStatus, ProjectState, ProjectView, ServiceView
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    """What a runtime needs to run one service."""
+
+    id: str
+    name: str
+    kind: str  # "observer" or "builder"
+    user: str
+    project_id: str
+    app_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewProject:
+    """The records made for a new project in one transaction."""
+
+    project: ProjectView
+    observer: ServiceSpec
+
+
+# Allowed project state changes; anything else is refused.
+TRANSITIONS: dict[ProjectState, set[ProjectState]] = {
+    ProjectState.STARTING: {ProjectState.BUILDING, ProjectState.FAILED},
+    ProjectState.BUILDING: {ProjectState.FAILED},
+    ProjectState.FAILED: set(),
+}
+
+# How far a project's start has got; start steps are idempotent and resume from here.
+STEP_CREATED = 0
+STEP_OBSERVER_RUNNING = 1
+STEP_BUILDER_ANNOUNCED = 2
+
+
+class Store(Protocol):
+    """Durable manager state."""
+
+    async def project_by_request(self, user: str, request_id: str) -> ProjectView | None:
+        """The project made for ``request_id`` of ``user``, if any."""
+
+    async def create_project(
+        self, user: str, request_id: str, sla: dict[str, Any], sla_name: str, observer_config: dict[str, Any]
+    ) -> NewProject:
+        """Atomically: get or create the user's observatory, create the project application,
+        the project (STARTING) and its observer service (REQUESTED)."""
+
+    async def delete_project(self, project_id: str) -> None:
+        """Remove a project and everything it created (the observatory stays if still used)."""
+
+    async def add_service(
+        self, project_id: str, kind: str, name: str, in_observatory: bool, config: dict[str, Any]
+    ) -> ServiceSpec:
+        """Create a service of a project, or return the existing one of that name."""
+
+    async def set_instance_status(self, service_id: str, status: InstanceStatus) -> None:
+        """Record the status of a service's instance 0."""
+
+    async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
+        """Change a project's state if the transition is allowed; say whether it changed."""
+
+    async def set_step(self, project_id: str, step: int) -> None:
+        """Record how far a project's start has got."""
+
+    async def step(self, project_id: str) -> int:
+        """How far a project's start has got."""
+
+    async def project_sla(self, project_id: str) -> dict[str, Any]:
+        """The SLA a project was started with."""
+
+    async def project(self, project_id: str) -> ProjectView | None:
+        """One project with its applications and services."""
+
+    async def projects(self, user: str) -> list[ProjectView]:
+        """The user's projects, oldest first (without apps and services)."""
+
+    async def apps(self, user: str) -> list[AppView]:
+        """The user's applications."""
+
+    async def services(self, user: str) -> list[ServiceView]:
+        """The user's services."""
+
+    async def project_services(self, project_id: str) -> list[ServiceSpec]:
+        """The services of one project, oldest first."""
+
+    async def services_to_run(self) -> list[ServiceSpec]:
+        """Services that should be running (to bring back after a restart)."""
+
+    async def unfinished_projects(self) -> list[str]:
+        """Projects whose start did not finish (to resume after a restart)."""
+
+    async def close(self) -> None:
+        """Release the store."""

@@ -1,0 +1,1 @@
+"""Runs the embedded default stack: broker, manager, and the local runtime of services."""

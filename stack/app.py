@@ -1,0 +1,96 @@
+"""Compose and run the embedded default stack until asked to stop.
+
+Start order matters: observers registered before the link subscribes (so events queued by
+the broker while we were down find them), services restored, the link started, then
+unfinished project starts resumed. Stop order drains: no new messages, in-flight handlers
+finish, queued events are written, services stop, stores close, the broker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from broker import codec, topics
+from broker.link import BrokerAddress, Link
+from broker.messages import Event, InstanceStatus
+from broker.server import EmbeddedBroker, start_embedded
+from manager.handlers import Deps, stable_event_id
+from manager.service import ManagerService
+from manager.sqlite_store import SqliteStore
+from manager.store import ServiceSpec
+from observer.host import ObserverHost
+from observer.store import LogStore
+from stack.discovery import StackCard, remove_card, write_card
+from stack.runtime import LocalRuntime
+from stack.settings import StackSettings
+
+log = logging.getLogger(__name__)
+
+
+async def run_stack(
+    settings: StackSettings, stop: asyncio.Event, ready: Callable[[StackCard], None] | None = None
+) -> None:
+    """Run broker (unless external), manager and local runtime until ``stop`` is set."""
+    broker: EmbeddedBroker | None = None
+    if settings.broker == "external":
+        address = BrokerAddress(settings.broker_host, settings.broker_port or 1883)
+    else:
+        broker = await start_embedded(settings.data_dir / "broker", settings.broker_port,
+                                      settings.broker)
+        address = broker.address
+    try:
+        await _run_services(settings, address, broker, stop, ready)
+    finally:
+        remove_card(settings.data_dir, os.getpid())
+        if broker is not None:
+            await broker.stop()
+
+
+async def _run_services(
+    settings: StackSettings, address: BrokerAddress, broker: EmbeddedBroker | None,
+    stop: asyncio.Event, ready: Callable[[StackCard], None] | None,
+) -> None:
+    store = await SqliteStore.open(settings.data_dir / "manager.db")
+    logs = await LogStore.open(settings.data_dir / "observer.db")
+    link = Link(address, settings.identifier)
+
+    async def emit(user: str, event: Event) -> None:
+        await link.publish(topics.events(user, event.project_id), codec.encode(event))
+
+    async def on_status(spec: ServiceSpec, status: InstanceStatus) -> None:
+        log.info("service %s is now %s", spec.name, status)
+        await store.set_instance_status(spec.id, status)
+
+    observers = ObserverHost(link, logs, lambda sid: stable_event_id(sid, "started"))
+    runtime = LocalRuntime(observers, emit, on_status)
+    manager = ManagerService(link, Deps(store, runtime, emit, settings.registry, settings.git_timeout))
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            writer = tasks.create_task(observers.write_forever())
+            await observers.load()
+            for spec in await store.services_to_run():
+                await runtime.deploy(spec)
+            link_task = tasks.create_task(link.run(stop))
+            await link.wait_connected(15.0)
+            await manager.resume()
+            card = StackCard(os.getpid(), address.host, address.port,
+                             broker.kind if broker else "external", time.time())
+            write_card(settings.data_dir, card)
+            log.info("FLOps stack ready: broker %s, data in %s", address, settings.data_dir)
+            if ready is not None:
+                ready(card)
+            await link_task  # returns once stop is set and the handlers drained
+            log.info("stopping: writing queued events, stopping services")
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await observers.flush()
+            await runtime.stop()
+    finally:
+        await logs.close()
+        await store.close()

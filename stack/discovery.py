@@ -1,0 +1,59 @@
+"""The running stack's address card (``<data dir>/stack.json``), read by the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CARD = "stack.json"
+
+
+@dataclass(frozen=True)
+class StackCard:
+    """Where a running stack's broker listens, and which process runs it."""
+
+    pid: int
+    broker_host: str
+    broker_port: int
+    broker_kind: str
+    started_at: float
+
+
+def write_card(data_dir: Path, card: StackCard) -> None:
+    """Publish the card atomically."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / (CARD + ".tmp")
+    tmp.write_text(json.dumps(asdict(card)))
+    tmp.replace(data_dir / CARD)
+
+
+def read_card(data_dir: Path) -> StackCard | None:
+    """The card of a live stack, or ``None`` (a stale card of a dead process is ignored)."""
+    try:
+        card = StackCard(**json.loads((data_dir / CARD).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return card if pid_alive(card.pid) else None
+
+
+def remove_card(data_dir: Path, pid: int) -> None:
+    """Remove the card if it is this process's."""
+    card_path = data_dir / CARD
+    try:
+        if json.loads(card_path.read_text()).get("pid") == pid:
+            card_path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

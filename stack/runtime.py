@@ -1,0 +1,80 @@
+"""The local runtime: runs observer and builder services as tasks in this process.
+
+Observers are cheap registrations in one ``ObserverHost`` (thousands fit in one process);
+builders are supervised tasks whose end is reported as an instance status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from broker.messages import Event, InstanceStatus
+from builder.service import BuilderConfig, BuildFailedError, run_builder
+from core.errors import DeployError
+from manager.deploy import StatusSink
+from manager.store import ServiceSpec
+from observer.host import Hosted, ObserverHost
+
+log = logging.getLogger(__name__)
+Emit = Callable[[str, Event], Awaitable[None]]  # (user, event)
+
+
+class LocalRuntime:
+    """Implements ``manager.deploy.Runtime`` on this machine."""
+
+    def __init__(self, observers: ObserverHost, emit: Emit, on_status: StatusSink):
+        self._observers = observers
+        self._emit = emit
+        self._on_status = on_status
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
+        """Start ``spec``; a service that already runs is left alone."""
+        if spec.kind == "observer":
+            await self._observers.deploy(Hosted(spec.project_id, spec.user, spec.id, spec.name))
+            return InstanceStatus.RUNNING
+        if spec.kind == "builder":
+            task = self._tasks.get(spec.id)
+            if task is None or task.done():
+                try:
+                    config = BuilderConfig.model_validate(spec.config)
+                except ValueError as exc:
+                    raise DeployError(f"{spec.name}: bad configuration: {exc}") from exc
+                # No await between creating the task and returning: the caller's next
+                # publish goes out before the builder's first one.
+                self._tasks[spec.id] = asyncio.create_task(self._supervise(spec, config))
+            return InstanceStatus.RUNNING
+        raise DeployError(f"the local runtime cannot run services of kind {spec.kind!r}")
+
+    async def undeploy(self, service_id: str) -> None:
+        """Stop a builder task (observers are stopped through the project)."""
+        task = self._tasks.pop(service_id, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _supervise(self, spec: ServiceSpec, config: BuilderConfig) -> None:
+        async def emit(event: Event) -> None:
+            await self._emit(spec.user, event)
+
+        try:
+            await run_builder(spec.id, spec.name, spec.project_id, config, emit)
+        except BuildFailedError:
+            status = InstanceStatus.FAILED
+        except Exception:
+            log.exception("service %s crashed", spec.name)
+            status = InstanceStatus.FAILED
+        else:
+            status = InstanceStatus.COMPLETED
+        await self._on_status(spec, status)
+
+    async def stop(self) -> None:
+        """Cancel every service task and wait for them; they are restored at the next start."""
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+

@@ -1,0 +1,25 @@
+"""The one settings object of a stack process (``flops up``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import paths
+
+
+class StackSettings(BaseModel):
+    """Settings of the stack: file section ``[stack]``, env ``FLOPS_<NAME>``, or flags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: Path = Field(default_factory=paths.data_dir)
+    broker: Literal["auto", "mosquitto", "amqtt", "external"] = "auto"
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(0, ge=0, le=65535)  # 0: a free port for the embedded broker
+    registry: str = "localhost:5073"
+    git_timeout: float = Field(30.0, gt=0)
+    identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
