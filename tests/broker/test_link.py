@@ -1,0 +1,115 @@
+"""The link against a real mosquitto: routing, manual acks, reconnect and resubscribe."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broker.link import Inbound, Link, make_client
+from broker.server import Mosquitto
+from tests.conftest import BrokerProcess as TestMosquitto
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def publish(broker: TestMosquitto, topic: str, payload: bytes) -> None:
+    async with make_client(broker.address, "pub-" + topic.replace("/", "-"), persistent=False) as c:
+        await c.publish(topic, payload, qos=1)
+
+
+async def test_routes_deliver_to_every_matching_handler(mosquitto: TestMosquitto) -> None:
+    link = Link(mosquitto.address, "link-routes")
+    got: list[tuple[str, bytes]] = []
+    both = asyncio.Event()
+
+    async def a(m: Inbound) -> None:
+        got.append(("a", m.payload))
+
+    async def b(m: Inbound) -> None:
+        got.append(("b", m.payload))
+        both.set()
+
+    link.route("t1/+", a)
+    link.route("t1/#", b, concurrent=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    await publish(mosquitto, "t1/x", b"hello")
+    await asyncio.wait_for(both.wait(), 5)
+    stop.set()
+    await task
+    assert sorted(got) == [("a", b"hello"), ("b", b"hello")]
+
+
+async def test_a_message_not_acknowledged_is_delivered_again(mosquitto: TestMosquitto) -> None:
+    """A handler that holds the ack and dies: the broker redelivers after reconnect."""
+    seen: list[bytes] = []
+    first = asyncio.Event()
+
+    async def hold_forever(m: Inbound) -> None:
+        m.hold()  # never released: like a crash before the durable write
+        seen.append(m.payload)
+        first.set()
+
+    link = Link(mosquitto.address, "link-ack")
+    link.route("t2/+", hold_forever)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    await publish(mosquitto, "t2/x", b"once")
+    await asyncio.wait_for(first.wait(), 5)
+    stop.set()
+    await task
+
+    again = asyncio.Event()
+
+    async def ack(m: Inbound) -> None:
+        seen.append(m.payload)
+        again.set()
+
+    link2 = Link(mosquitto.address, "link-ack")  # same client id: same persistent session
+    link2.route("t2/+", ack)
+    stop2 = asyncio.Event()
+    task2 = asyncio.create_task(link2.run(stop2))
+    await asyncio.wait_for(again.wait(), 10)
+    stop2.set()
+    await task2
+    assert seen == [b"once", b"once"]
+
+
+async def test_reconnects_and_resubscribes_after_a_broker_restart(tmp_path: Path) -> None:
+    broker = TestMosquitto(tmp_path / "b")
+    broker.start()
+    got = asyncio.Queue[bytes]()
+
+    async def handler(m: Inbound) -> None:
+        got.put_nowait(m.payload)
+
+    link = Link(broker.address, "link-reconnect")
+    link.route("t3/+", handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    try:
+        await link.wait_connected(5)
+        await publish(broker, "t3/a", b"before")
+        assert await asyncio.wait_for(got.get(), 5) == b"before"
+        broker.stop()
+        broker.start()
+        published_after = asyncio.create_task(link.publish("t3/self", b"after"))
+        await asyncio.wait_for(published_after, 15)
+        assert await asyncio.wait_for(got.get(), 5) == b"after"
+    finally:
+        stop.set()
+        await task
+        broker.stop()
+
+
+async def test_embedded_mosquitto_starts_on_a_free_port_and_remembers_it(tmp_path: Path) -> None:
+    first = await Mosquitto.start(tmp_path)
+    port = first.address.port
+    await first.stop()
+    second = await Mosquitto.start(tmp_path)
+    try:
+        assert second.address.port == port
+    finally:
+        await second.stop()

@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from core.errors import ConfigError
+from core.settings import load_settings
+
+
+class Example(BaseModel):
+    host: str = "localhost"
+    port: int = 1883
+    timeout: float = 10.0
+
+
+def test_precedence_is_defaults_file_env_flags(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('host = "filehost"\nport = 1\n[cli]\nport = 2\ntimeout = 3.0\n')
+    env = {"FLOPS_CONFIG": str(conf), "FLOPS_TIMEOUT": "4"}
+    s = load_settings(Example, {"port": None}, env, section="cli")
+    assert (s.host, s.port, s.timeout) == ("filehost", 2, 4.0)
+    s = load_settings(Example, {"port": 5}, env, section="cli")
+    assert s.port == 5
+
+
+def test_a_bad_value_names_the_setting(tmp_path: Path) -> None:
+    env = {"FLOPS_CONFIG": str(tmp_path / "none.toml")}
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(Example, {}, env)
+    with pytest.raises(ConfigError, match="port"):
+        load_settings(Example, {}, {"FLOPS_PORT": "many", "XDG_CONFIG_HOME": str(tmp_path)})
+
+
+def test_a_broken_config_file_is_reported(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("host = \n")
+    with pytest.raises(ConfigError, match=str(conf)):
+        load_settings(Example, {}, {"FLOPS_CONFIG": str(conf)})

@@ -1,0 +1,152 @@
+"""The manager's handlers without a broker: a real SQLite store, a recording runtime."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.messages import (
+    CreateProject,
+    Event,
+    InstanceStatus,
+    ListApps,
+    ProjectState,
+    ShowProject,
+)
+from core.errors import DeployError
+from manager import handlers
+from manager.handlers import Deps, Refused
+from manager.sqlite_store import SqliteStore
+from manager.store import ServiceSpec
+from slas import bundled_dir
+
+SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+
+
+class RecordingRuntime:
+    def __init__(self, fail_kind: str = "") -> None:
+        self.deployed: list[ServiceSpec] = []
+        self.fail_kind = fail_kind
+
+    async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
+        if spec.kind == self.fail_kind:
+            raise DeployError("no capacity")
+        self.deployed.append(spec)
+        return InstanceStatus.RUNNING
+
+    async def undeploy(self, service_id: str) -> None:
+        pass
+
+
+@pytest.fixture
+async def deps(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = await SqliteStore.open(tmp_path / "m.db")
+    events: list[tuple[str, Event]] = []
+
+    async def emit(user: str, event: Event) -> None:
+        events.append((user, event))
+
+    d = Deps(store, RecordingRuntime(), emit)
+    d.events = events  # type: ignore[attr-defined]
+    yield d
+    await store.close()
+
+
+def request(rid: str = "req-00000001", **sla: Any) -> CreateProject:
+    return CreateProject(request_id=rid, reply_to="cli-1", sla={**SLA, **sla},
+                         sla_name="mnist_sklearn_small.json")
+
+
+async def test_a_project_gets_observatory_project_app_and_running_observer(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    assert view.state is ProjectState.STARTING
+    assert [a.name for a in view.apps] == ["observatory", view.name]
+    assert view.name.startswith("proj") and len(view.name) == 16
+    (observer,) = view.services
+    assert observer.name == "observ" + __import__("core.ids").ids.short_hash(view.id)
+    assert observer.app_name == "observatory"
+    assert observer.instances[0].status is InstanceStatus.RUNNING
+
+
+async def test_advance_creates_and_announces_the_builder(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    await handlers.advance(view.id, deps)
+    after = await deps.store.project(view.id)
+    assert after is not None
+    assert [s.kind for s in after.services] == ["observer", "builder"]
+    builder = after.services[1]
+    assert builder.app_id == view.id and builder.name == "builder" + view.services[0].name[6:]
+    texts = [e.text for _, e in deps.events]  # type: ignore[attr-defined]
+    assert texts == ["New Builder service created & deployed"]
+    await handlers.advance(view.id, deps)  # repeating is harmless
+    assert len(deps.events) == 1  # type: ignore[attr-defined]
+
+
+async def test_a_repeated_request_id_returns_the_same_project(deps: Deps) -> None:
+    first = await handlers.create_project("Admin", request("same-0001"), deps)
+    again = await handlers.create_project("Admin", request("same-0001"), deps)
+    assert first.id == again.id
+    assert len(await deps.store.projects("Admin")) == 1
+
+
+async def test_concurrent_first_requests_make_one_observatory(deps: Deps) -> None:
+    await asyncio.gather(*(handlers.create_project("Admin", request(f"conc-{i:04d}"), deps)
+                           for i in range(8)))
+    apps = (await handlers.list_apps("Admin", ListApps(request_id="list-0001", reply_to="c"),
+                                     deps)).apps
+    assert [a.name for a in apps].count("observatory") == 1
+    assert next(a for a in apps if a.name == "observatory").services == 8
+
+
+async def test_invalid_sla_is_refused_and_creates_nothing(deps: Deps) -> None:
+    with pytest.raises(Refused) as caught:
+        await handlers.create_project("Admin", request(training_configuration={
+            "min_available_clients": 1, "min_fit_clients": 2}), deps)
+    assert caught.value.code == "invalid_sla"
+    assert any("min_fit_clients" in d for d in caught.value.details)
+    assert await deps.store.apps("Admin") == []
+
+
+async def test_customer_id_must_be_the_topic_user(deps: Deps) -> None:
+    with pytest.raises(Refused, match="customerID 'Admin' is not the requesting user 'mallory'"):
+        await handlers.create_project("mallory", request(), deps)
+    assert await deps.store.apps("mallory") == []
+
+
+async def test_a_failed_observer_deploy_leaves_nothing_behind(deps: Deps) -> None:
+    deps.runtime = RecordingRuntime(fail_kind="observer")
+    with pytest.raises(Refused, match="could not be deployed"):
+        await handlers.create_project("Admin", request(), deps)
+    assert await deps.store.apps("Admin") == []
+    assert await deps.store.services("Admin") == []
+
+
+async def test_a_failed_builder_deploy_fails_the_project_with_a_reason(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    deps.runtime = RecordingRuntime(fail_kind="builder")
+    await handlers.advance(view.id, deps)
+    after = await deps.store.project(view.id)
+    assert after is not None and after.state is ProjectState.FAILED
+    assert "builder service could not be deployed" in after.state_reason
+
+
+async def test_state_events_move_the_project_and_illegal_moves_are_ignored(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    building = Event(project_id=view.id, source="b", text="x", state=ProjectState.BUILDING)
+    await handlers.apply_event("Admin", view.id, building, deps)
+    starting = Event(project_id=view.id, source="b", text="x", state=ProjectState.STARTING)
+    await handlers.apply_event("Admin", view.id, starting, deps)
+    await handlers.apply_event("other", view.id, Event(
+        project_id=view.id, source="b", text="x", state=ProjectState.FAILED), deps)
+    after = await deps.store.project(view.id)
+    assert after is not None and after.state is ProjectState.BUILDING
+
+
+async def test_another_users_project_is_not_found(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    with pytest.raises(Refused) as caught:
+        await handlers.show_project("eve", ShowProject(request_id="show-0001", reply_to="c",
+                                                       project_id=view.id), deps)
+    assert caught.value.code == "not_found"
