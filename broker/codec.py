@@ -19,7 +19,7 @@ M = TypeVar("M", bound=BaseModel)
 class MessageError(ValueError):
     """An inbound payload cannot be accepted; ``code`` is stable, the text says why."""
 
-    def __init__(self, code: str, message: str, details: list[str] | None = None):
+    def __init__(self, code: str, message: str, details: list[str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.details = details or []

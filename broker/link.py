@@ -58,7 +58,7 @@ class Inbound:
 
     __slots__ = ("_ack", "_holds", "payload", "qos", "topic")
 
-    def __init__(self, topic: str, payload: bytes, qos: int, ack: Callable[[], None]):
+    def __init__(self, topic: str, payload: bytes, qos: int, ack: Callable[[], None]) -> None:
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -172,10 +172,8 @@ class Link:
                 if stop.is_set():
                     break
                 log.warning("broker %s: %s; reconnecting in %.1fs", self.address, exc, backoff)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 5.0)
         self._connected.clear()
         await self._drain()
@@ -224,7 +222,9 @@ def _inbound(client: aiomqtt.Client, message: aiomqtt.Message) -> Inbound:
             if rc != paho.MQTT_ERR_SUCCESS:
                 log.debug("ack of %d not sent (%s); the broker will redeliver", mid, rc)
 
-    payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    payload = (
+        message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+    )
     return Inbound(str(message.topic), payload, qos, ack)
 
 
@@ -237,7 +237,9 @@ async def _run(handler: Handler, inbound: Inbound, done: Callable[[], None] | No
         raise
     except Exception:
         # A handler bug must not take the connection down; the message is dropped and logged.
-        log.exception("handler %s failed on %s", getattr(handler, "__name__", handler), inbound.topic)
+        log.exception(
+            "handler %s failed on %s", getattr(handler, "__name__", handler), inbound.topic
+        )
         release()
     else:
         release()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-VERSION = 1
+VERSION: Literal[1] = 1
 Id = Field(pattern=r"^[0-9a-f]{24}$")
 RequestId = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
 ClientId = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -76,7 +76,7 @@ class CreateProject(Request):
     """Start a project from an SLA (validated again by the manager)."""
 
     sla: dict[str, Any]
-    sla_name: str = Field("", max_length=1024)
+    sla_name: str = Field(default="", max_length=1024)
 
 
 class ListProjects(Request):
@@ -218,9 +218,9 @@ class LogEntry(Message):
 class LogQuery(Request):
     """Ask an observer for entries from ``from_seq`` on, or for the last ``last`` entries."""
 
-    from_seq: int = Field(1, ge=1)
-    last: int | None = Field(None, ge=1, le=100_000)
-    limit: int = Field(1000, ge=1, le=10_000)
+    from_seq: int = Field(default=1, ge=1)
+    last: int | None = Field(default=None, ge=1, le=100_000)
+    limit: int = Field(default=1000, ge=1, le=10_000)
 
 
 class LogPage(Message):

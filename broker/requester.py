@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import TypeVar
 
 import aiomqtt
@@ -26,7 +26,9 @@ M = TypeVar("M", bound=BaseModel)
 class Session:
     """One client connection of a CLI invocation, with its reply inbox."""
 
-    def __init__(self, client: aiomqtt.Client, address: BrokerAddress, user: str, client_id: str):
+    def __init__(
+        self, client: aiomqtt.Client, address: BrokerAddress, user: str, client_id: str
+    ) -> None:
         self.client = client
         self.address = address
         self.user = user
@@ -104,7 +106,5 @@ async def session(address: BrokerAddress, user: str, timeout: float) -> AsyncIte
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
     finally:
-        try:
+        with suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
-        except aiomqtt.MqttError:
-            pass

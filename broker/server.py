@@ -64,7 +64,9 @@ def mosquitto_config(port: int, state_dir: Path, host: str = "127.0.0.1") -> str
     return "\n".join(lines) + "\n"
 
 
-async def _wait_listening(address: BrokerAddress, proc: asyncio.subprocess.Process, timeout: float) -> bool:
+async def _wait_listening(
+    address: BrokerAddress, proc: asyncio.subprocess.Process, timeout: float
+) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -87,7 +89,9 @@ class Mosquitto:
 
     kind = "mosquitto"
 
-    def __init__(self, proc: asyncio.subprocess.Process, address: BrokerAddress, state_dir: Path):
+    def __init__(
+        self, proc: asyncio.subprocess.Process, address: BrokerAddress, state_dir: Path
+    ) -> None:
         self.proc = proc
         self.address = address
         self.state_dir = state_dir
@@ -101,11 +105,15 @@ class Mosquitto:
         attempts = 3 if port == 0 else 1
         remembered = state_dir / "port"
         for attempt in range(attempts):
-            chosen = port or (_remembered_port(remembered) if attempt == 0 else 0) or free_port(host)
+            chosen = (
+                port or (_remembered_port(remembered) if attempt == 0 else 0) or free_port(host)
+            )
             conf = state_dir / "mosquitto.conf"
             conf.write_text(mosquitto_config(chosen, state_dir, host))
             proc = await asyncio.create_subprocess_exec(
-                binary, "-c", str(conf),
+                binary,
+                "-c",
+                str(conf),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
@@ -155,7 +163,7 @@ class Amqtt:
 
     kind = "amqtt"
 
-    def __init__(self, broker: Any, address: BrokerAddress):
+    def __init__(self, broker: Any, address: BrokerAddress) -> None:  # noqa: ANN401 - untyped amqtt
         self.broker = broker
         self.address = address
 

@@ -52,9 +52,15 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
     try:
         proc = await asyncio.create_subprocess_exec(
-            "git", "ls-remote", "--exit-code", repo_url, "HEAD",
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env,
+            "git",
+            "ls-remote",
+            "--exit-code",
+            repo_url,
+            "HEAD",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
     except OSError as exc:
         raise BuildFailedError(f"git is not available: {exc}") from exc
@@ -71,24 +77,34 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
     return sha
 
 
-async def run_builder(service_id: str, name: str, project_id: str, config: BuilderConfig,
-                      emit: Emit) -> None:
+async def run_builder(
+    service_id: str, name: str, project_id: str, config: BuilderConfig, emit: Emit
+) -> None:
     """Run the builder: report the build start, or the failure, then stay up."""
     try:
         image_name(config.registry, config.repo_url, "x")
         commit = await resolve_commit(config.repo_url, config.git_timeout)
     except BuildFailedError as exc:
-        await emit(Event(
-            event_id=_event_id(service_id, "failed"), project_id=project_id, source=name,
-            level=Level.ERROR, text=f"Builder failed: {exc}. Terminating this FLOps Project.",
-            state=ProjectState.FAILED,
-        ))
+        await emit(
+            Event(
+                event_id=_event_id(service_id, "failed"),
+                project_id=project_id,
+                source=name,
+                level=Level.ERROR,
+                text=f"Builder failed: {exc}. Terminating this FLOps Project.",
+                state=ProjectState.FAILED,
+            )
+        )
         raise
     image = image_name(config.registry, config.repo_url, commit)
-    await emit(Event(
-        event_id=_event_id(service_id, "start", commit), project_id=project_id, source=name,
-        text=f"Start building {image} image (This can take a while)",
-        state=ProjectState.BUILDING,
-    ))
+    await emit(
+        Event(
+            event_id=_event_id(service_id, "start", commit),
+            project_id=project_id,
+            source=name,
+            text=f"Start building {image} image (This can take a while)",
+            state=ProjectState.BUILDING,
+        )
+    )
     # The image build is the next stage: until it exists the builder rests here.
     await asyncio.Event().wait()

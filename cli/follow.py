@@ -17,19 +17,34 @@ PAGE = 1000
 RESYNC_AFTER = 5.0
 
 
-async def _page(sess: Session, project_id: str, timeout: float, *, from_seq: int = 1,
-                last: int | None = None) -> LogPage:
-    query = LogQuery(request_id=new_request_id(), reply_to=sess.client_id, from_seq=from_seq,
-                     last=last, limit=PAGE)
+async def _page(
+    sess: Session, project_id: str, timeout: float, *, from_seq: int = 1, last: int | None = None
+) -> LogPage:
+    query = LogQuery(
+        request_id=new_request_id(),
+        reply_to=sess.client_id,
+        from_seq=from_seq,
+        last=last,
+        limit=PAGE,
+    )
     return await sess.request(topics.log_query(sess.user, project_id), query, LogPage, timeout)
 
 
 async def read_log(
-    sess: Session, project_id: str, emit: Callable[[LogEntry], None], *, timeout: float,
-    from_seq: int = 1, last: int | None = None, follow: bool = False, until_rest: bool = False,
+    sess: Session,
+    project_id: str,
+    emit: Callable[[LogEntry], None],
+    *,
+    timeout: float,
+    from_seq: int = 1,
+    last: int | None = None,
+    follow: bool = False,
+    until_rest: bool = False,
 ) -> ProjectState | None:
-    """Emit entries from ``from_seq`` (or the last ``last``); with ``follow``, keep emitting
-    live ones, returning when the project reaches a resting state if ``until_rest``."""
+    """Emit entries from ``from_seq`` (or the last ``last``), then live ones with ``follow``.
+
+    With ``until_rest`` it returns once the project reaches a resting state.
+    """
     live = await sess.subscribe(topics.log(sess.user, project_id)) if follow else None
     next_seq, state = await _catch_up(sess, project_id, emit, timeout, from_seq, last)
     if live is None or (until_rest and state is not None and state.resting):
@@ -61,8 +76,12 @@ async def read_log(
 
 
 async def _catch_up(
-    sess: Session, project_id: str, emit: Callable[[LogEntry], None], timeout: float,
-    from_seq: int, last: int | None,
+    sess: Session,
+    project_id: str,
+    emit: Callable[[LogEntry], None],
+    timeout: float,
+    from_seq: int,
+    last: int | None,
 ) -> tuple[int, ProjectState | None]:
     page = await _page(sess, project_id, timeout, from_seq=from_seq, last=last)
     while True:

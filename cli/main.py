@@ -10,20 +10,30 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import click
 
 from core.errors import ConfigError, FlopsError, RemoteError, SLAError
 
-OUTPUT = click.option("--output", "-o", type=click.Choice(["table", "json"]), default=None,
-                      help="Tables for people (default) or one JSON document.")
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default=None,
+    help="Tables for people (default) or one JSON document.",
+)
 USER = click.option("--user", default=None, help="Act as this user [env FLOPS_USER].")
-BROKER = click.option("--broker", default=None, metavar="HOST:PORT",
-                      help="MQTT broker to use [env FLOPS_BROKER_HOST/PORT; default: the "
-                           "stack started by `flops up`, else 127.0.0.1:1883].")
-TIMEOUT = click.option("--timeout", type=float, default=None,
-                       help="Seconds to wait for an answer [default 10].")
+BROKER = click.option(
+    "--broker",
+    default=None,
+    metavar="HOST:PORT",
+    help="MQTT broker to use [env FLOPS_BROKER_HOST/PORT; default: the "
+    "stack started by `flops up`, else 127.0.0.1:1883].",
+)
+TIMEOUT = click.option(
+    "--timeout", type=float, default=None, help="Seconds to wait for an answer [default 10]."
+)
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,12 +78,20 @@ def _first_flops_error(group: BaseExceptionGroup[Any]) -> BaseException:
 
 def _fail(exc: BaseException, json_out: bool) -> int:
     bad_input = isinstance(exc, SLAError | ConfigError) or (
-        isinstance(exc, RemoteError) and exc.code in ("invalid_sla", "bad_schema"))
+        isinstance(exc, RemoteError) and exc.code in ("invalid_sla", "bad_schema")
+    )
     code = getattr(exc, "code", type(exc).__name__)
     details = getattr(exc, "details", None) or getattr(exc, "problems", None) or []
     if json_out:
-        click.echo(json.dumps({"success": False, "error": {
-            "code": code, "message": str(exc), "details": details}}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "success": False,
+                    "error": {"code": code, "message": str(exc), "details": details},
+                },
+                indent=2,
+            )
+        )
     else:
         click.echo(f"Error: {exc}", err=True)
         for line in details if isinstance(exc, RemoteError) else []:
@@ -97,9 +115,14 @@ def _call(op: str, flags: dict[str, Any], *args: Any, **kwargs: Any) -> NoReturn
 class AliasGroup(click.Group):
     """A group whose commands also answer to short aliases (``p`` for ``project``)."""
 
-    aliases: dict[str, str] = {
-        "p": "project", "ls": "projects", "list": "projects", "show": "status", "s": "status",
-        "a": "apps", "logs": "log",
+    aliases: ClassVar[dict[str, str]] = {
+        "p": "project",
+        "ls": "projects",
+        "list": "projects",
+        "show": "status",
+        "s": "status",
+        "a": "apps",
+        "logs": "log",
     }
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -119,12 +142,20 @@ def flops() -> None:
 
 
 @flops.command()
-@click.option("--project-sla-file-name", "sla", required=True, metavar="NAME|PATH",
-              help="An SLA name (with or without .json) from your SLA folder or the bundled "
-                   "ones, or a path to an SLA file.")
+@click.option(
+    "--project-sla-file-name",
+    "sla",
+    required=True,
+    metavar="NAME|PATH",
+    help="An SLA name (with or without .json) from your SLA folder or the bundled "
+    "ones, or a path to an SLA file.",
+)
 @click.option("--show", is_flag=True, help="Print the SLA and send nothing.")
-@click.option("--follow/--no-follow", default=True,
-              help="Follow the project's log until it rests (default) or return at once.")
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    help="Follow the project's log until it rests (default) or return at once.",
+)
 @common
 def project(sla: str, show: bool, follow: bool, **flags: Any) -> None:
     """Start a FLOps project from an SLA. Alias: p."""
@@ -163,17 +194,33 @@ def services(**flags: Any) -> None:
 @flops.command()
 @click.argument("project_id")
 @click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First entry to print.")
-@click.option("--last", "-n", type=click.IntRange(1, 100_000), default=None,
-              help="Print only the last N entries.")
+@click.option(
+    "--last",
+    "-n",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Print only the last N entries.",
+)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new entries as they arrive.")
-@click.option("--until-rest", is_flag=True,
-              help="With --follow: stop when the project rests; exit 1 if it failed.")
+@click.option(
+    "--until-rest",
+    is_flag=True,
+    help="With --follow: stop when the project rests; exit 1 if it failed.",
+)
 @common
-def log(project_id: str, from_seq: int, last: int | None, follow: bool, until_rest: bool,
-        **flags: Any) -> None:
+def log(
+    project_id: str, from_seq: int, last: int | None, follow: bool, until_rest: bool, **flags: Any
+) -> None:
     """Print a project's observer log, from any sequence number or its last N entries."""
-    _call("show_log", flags, project_id, from_seq=from_seq, last=last, follow=follow,
-          until_rest=until_rest)
+    _call(
+        "show_log",
+        flags,
+        project_id,
+        from_seq=from_seq,
+        last=last,
+        follow=follow,
+        until_rest=until_rest,
+    )
 
 
 @flops.command()
@@ -185,23 +232,39 @@ def slas(**flags: Any) -> None:
 
 @flops.command()
 @click.option("--detach", "-d", is_flag=True, help="Run in the background; stop with `flops down`.")
-@click.option("--broker", "broker_kind", type=click.Choice(["auto", "mosquitto", "amqtt", "external"]),
-              default=None, help="Embedded broker to start (auto: mosquitto if installed, else "
-                                 "amqtt) or `external` to use --broker-host/--broker-port.")
+@click.option(
+    "--broker",
+    "broker_kind",
+    type=click.Choice(["auto", "mosquitto", "amqtt", "external"]),
+    default=None,
+    help="Embedded broker to start (auto: mosquitto if installed, else "
+    "amqtt) or `external` to use --broker-host/--broker-port.",
+)
 @click.option("--broker-host", default=None, help="External broker host.")
-@click.option("--broker-port", type=int, default=None,
-              help="Port of the external broker, or of the embedded one (default: a free port).")
-def up(detach: bool, broker_kind: str | None, broker_host: str | None,
-       broker_port: int | None) -> None:
+@click.option(
+    "--broker-port",
+    type=int,
+    default=None,
+    help="Port of the external broker, or of the embedded one (default: a free port).",
+)
+def up(
+    detach: bool, broker_kind: str | None, broker_host: str | None, broker_port: int | None
+) -> None:
     """Start the embedded FLOps stack: broker, manager, local runtime."""
     from cli import stackctl  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
     from stack.settings import StackSettings  # noqa: PLC0415
 
     def run() -> int:
-        settings = load_settings(StackSettings, {
-            "broker": broker_kind, "broker_host": broker_host, "broker_port": broker_port,
-        }, section="stack")
+        settings = load_settings(
+            StackSettings,
+            {
+                "broker": broker_kind,
+                "broker_host": broker_host,
+                "broker_port": broker_port,
+            },
+            section="stack",
+        )
         if detach:
             return stackctl.up_detached(settings, _up_args(broker_kind, broker_host, broker_port))
         return stackctl.up_foreground(settings)

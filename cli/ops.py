@@ -1,12 +1,16 @@
-"""What the commands do, over a broker session. Each returns an exit code; errors are
-raised as ``FlopsError`` and turned into text and codes by ``cli.main``."""
+"""What the commands do, over a broker session.
+
+Each returns an exit code; errors are raised as ``FlopsError`` and turned into text and
+codes by ``cli.main``.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel
@@ -23,6 +27,7 @@ from broker.messages import (
     ProjectList,
     ProjectState,
     ProjectView,
+    Request,
     ServiceList,
     ShowProject,
     new_request_id,
@@ -37,6 +42,7 @@ from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 
 DEFAULT_USER = "Admin"
+M = TypeVar("M", bound=BaseModel)
 START_HINT = "start the stack with `flops up` (or `oak addon flops up`)"
 
 
@@ -53,7 +59,7 @@ def broker_address(settings: CliSettings) -> BrokerAddress:
 class Out:
     """Writes tables and lines, or one JSON document with ``--output json``."""
 
-    def __init__(self, settings: CliSettings):
+    def __init__(self, settings: CliSettings) -> None:
         self.json = settings.output == "json"
 
     def line(self, text: str = "") -> None:
@@ -71,7 +77,9 @@ def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
 
 
-async def _ask(sess: Session, op: topics.Op, message: Any, result: type[Any], timeout: float) -> Any:
+async def _ask(
+    sess: Session, op: topics.Op, message: Request, result: type[M], timeout: float
+) -> M:
     try:
         return await sess.request(topics.request(sess.user, op), message, result, timeout)
     except RequestTimeoutError as exc:
@@ -81,27 +89,18 @@ async def _ask(sess: Session, op: topics.Op, message: Any, result: type[Any], ti
         ) from exc
 
 
-def _connect(settings: CliSettings, user: str) -> Any:
-    address = broker_address(settings)
-    return _hinted(session(address, user, settings.timeout), address)
-
-
-class _hinted:  # noqa: N801 - used like a function
-    """Add the start hint to a connection failure."""
-
-    def __init__(self, inner: Any, address: BrokerAddress):
-        self.inner = inner
-        self.address = address
-
-    async def __aenter__(self) -> Session:
-        try:
-            sess: Session = await self.inner.__aenter__()
-        except BrokerError as exc:
-            raise BrokerError(f"{exc}; {START_HINT}") from exc
-        return sess
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.inner.__aexit__(*exc)
+@asynccontextmanager
+async def _connect(settings: CliSettings, user: str) -> AsyncIterator[Session]:
+    """A broker session; a connection failure says how to start the stack."""
+    entered = False
+    try:
+        async with session(broker_address(settings), user, settings.timeout) as sess:
+            entered = True
+            yield sess
+    except BrokerError as exc:
+        if entered:
+            raise
+        raise BrokerError(f"{exc}; {START_HINT}") from exc
 
 
 async def start_project(settings: CliSettings, sla_name: str, *, show: bool, follow: bool) -> int:
@@ -118,13 +117,19 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         return 0
     user = settings.user or sla.customerID
     async with _connect(settings, user) as sess:
-        request = CreateProject(request_id=new_request_id(), reply_to=sess.client_id,
-                                sla=sla.model_dump(mode="json"), sla_name=path.name)
+        request = CreateProject(
+            request_id=new_request_id(),
+            reply_to=sess.client_id,
+            sla=sla.model_dump(mode="json"),
+            sla_name=path.name,
+        )
         if not out.json:
-            click.echo(f"Requesting a new FLOps project from the manager via {sess.address} ...",
-                       err=True)
-        project: ProjectView = await _ask(sess, topics.Op.CREATE_PROJECT, request, ProjectView,
-                                          settings.timeout)
+            click.echo(
+                f"Requesting a new FLOps project from the manager via {sess.address} ...", err=True
+            )
+        project: ProjectView = await _ask(
+            sess, topics.Op.CREATE_PROJECT, request, ProjectView, settings.timeout
+        )
         out.line(f"Success: 'Init new FLOps project for SLA '{shorten_home(path)}'")
         out.line(render.apps_table(project.apps))
         out.line(render.services_table(project.services))
@@ -132,13 +137,28 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         state: ProjectState | None = project.state
         if follow:
             observer = next((s.name for s in project.services if s.kind == "observer"), "observer")
-            out.line(f"\nLive log of {project.name} from its observer {observer} "
-                     "(Ctrl-C stops following; the project keeps running):")
-            state = await read_log(sess, project.id, _collect(out, entries),
-                                   timeout=settings.timeout, follow=True, until_rest=True)
+            out.line(
+                f"\nLive log of {project.name} from its observer {observer} "
+                "(Ctrl-C stops following; the project keeps running):"
+            )
+            state = await read_log(
+                sess,
+                project.id,
+                _collect(out, entries),
+                timeout=settings.timeout,
+                follow=True,
+                until_rest=True,
+            )
             out.line(_rest_note(project, state))
-    out.doc({"success": True, "sla_file": str(path), "project": _dump(project),
-             "state": state.value if state else None, "log": [_dump(e) for e in entries]})
+    out.doc(
+        {
+            "success": True,
+            "sla_file": str(path),
+            "project": _dump(project),
+            "state": state.value if state else None,
+            "log": [_dump(e) for e in entries],
+        }
+    )
     return 1 if state is ProjectState.FAILED else 0
 
 
@@ -152,9 +172,13 @@ def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
 
 def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
     if state is ProjectState.FAILED:
-        return f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
-    return (f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
-            "the next stage. Follow it with: flops log " + project.id + " --follow")
+        return (
+            f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
+        )
+    return (
+        f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
+        "the next stage. Follow it with: flops log " + project.id + " --follow"
+    )
 
 
 async def list_projects(settings: CliSettings) -> int:
@@ -162,9 +186,12 @@ async def list_projects(settings: CliSettings) -> int:
     out = Out(settings)
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
         result: ProjectList = await _ask(
-            sess, topics.Op.LIST_PROJECTS, ListProjects(request_id=new_request_id(),
-                                                        reply_to=sess.client_id),
-            ProjectList, settings.timeout)
+            sess,
+            topics.Op.LIST_PROJECTS,
+            ListProjects(request_id=new_request_id(), reply_to=sess.client_id),
+            ProjectList,
+            settings.timeout,
+        )
     out.line(render.projects_table(result.projects) if result.projects else "No projects.")
     out.doc(_dump(result))
     return 0
@@ -175,9 +202,14 @@ async def show_project(settings: CliSettings, project_id: str) -> int:
     out = Out(settings)
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
         project: ProjectView = await _ask(
-            sess, topics.Op.SHOW_PROJECT, ShowProject(request_id=new_request_id(),
-                                                      reply_to=sess.client_id, project_id=project_id),
-            ProjectView, settings.timeout)
+            sess,
+            topics.Op.SHOW_PROJECT,
+            ShowProject(
+                request_id=new_request_id(), reply_to=sess.client_id, project_id=project_id
+            ),
+            ProjectView,
+            settings.timeout,
+        )
     out.line(render.project_summary(project))
     out.line(render.apps_table(project.apps))
     out.line(render.services_table(project.services))
@@ -190,8 +222,12 @@ async def list_apps(settings: CliSettings) -> int:
     out = Out(settings)
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
         result: AppList = await _ask(
-            sess, topics.Op.LIST_APPS, ListApps(request_id=new_request_id(), reply_to=sess.client_id),
-            AppList, settings.timeout)
+            sess,
+            topics.Op.LIST_APPS,
+            ListApps(request_id=new_request_id(), reply_to=sess.client_id),
+            AppList,
+            settings.timeout,
+        )
     out.line(render.apps_table(result.apps))
     out.doc(_dump(result))
     return 0
@@ -202,28 +238,50 @@ async def list_services(settings: CliSettings) -> int:
     out = Out(settings)
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
         result: ServiceList = await _ask(
-            sess, topics.Op.LIST_SERVICES,
+            sess,
+            topics.Op.LIST_SERVICES,
             ListServices(request_id=new_request_id(), reply_to=sess.client_id),
-            ServiceList, settings.timeout)
+            ServiceList,
+            settings.timeout,
+        )
     out.line(render.services_table(result.services))
     out.doc(_dump(result))
     return 0
 
 
-async def show_log(settings: CliSettings, project_id: str, *, from_seq: int, last: int | None,
-                   follow: bool, until_rest: bool) -> int:
+async def show_log(
+    settings: CliSettings,
+    project_id: str,
+    *,
+    from_seq: int,
+    last: int | None,
+    follow: bool,
+    until_rest: bool,
+) -> int:
     """``flops log ID``."""
     out = Out(settings)
     entries: list[LogEntry] = []
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
         try:
-            state = await read_log(sess, project_id, _collect(out, entries), timeout=settings.timeout,
-                                   from_seq=from_seq, last=last, follow=follow,
-                                   until_rest=until_rest)
+            state = await read_log(
+                sess,
+                project_id,
+                _collect(out, entries),
+                timeout=settings.timeout,
+                from_seq=from_seq,
+                last=last,
+                follow=follow,
+                until_rest=until_rest,
+            )
         except RequestTimeoutError as exc:
             raise RequestTimeoutError(f"{exc}; is the stack running? {START_HINT}") from exc
-    out.doc({"project_id": project_id, "state": state.value if state else None,
-             "entries": [_dump(e) for e in entries]})
+    out.doc(
+        {
+            "project_id": project_id,
+            "state": state.value if state else None,
+            "entries": [_dump(e) for e in entries],
+        }
+    )
     return 1 if until_rest and state is ProjectState.FAILED else 0
 
 

@@ -12,29 +12,35 @@ from broker.messages import AppView, Level, LogEntry, ProjectView, ServiceView
 FORMAT = "rounded_grid"
 
 
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    return str(tabulate(rows, headers=headers, tablefmt=FORMAT))
+
+
 def apps_table(apps: Sequence[AppView]) -> str:
     """Name | Services | Application ID."""
     rows = [[a.name, f"({a.services})", a.id] for a in apps]
-    return tabulate(rows, headers=["Name", "Services", "Application ID"], tablefmt=FORMAT)
+    return _table(rows, ["Name", "Services", "Application ID"])
 
 
 def services_table(services: Sequence[ServiceView]) -> str:
     """Service Name | Service ID | Instances | App Name | App ID."""
     rows = [
-        [s.name, s.id, "\n".join(f"{i.index} {i.status.value}" for i in s.instances) or "-",
-         s.app_name, s.app_id]
+        [
+            s.name,
+            s.id,
+            "\n".join(f"{i.index} {i.status.value}" for i in s.instances) or "-",
+            s.app_name,
+            s.app_id,
+        ]
         for s in services
     ]
-    return tabulate(
-        rows, headers=["Service Name", "Service ID", "Instances", "App Name", "App ID"],
-        tablefmt=FORMAT,
-    )
+    return _table(rows, ["Service Name", "Service ID", "Instances", "App Name", "App ID"])
 
 
 def projects_table(projects: Sequence[ProjectView]) -> str:
     """Project ID | Name | State | SLA | Created."""
     rows = [[p.id, p.name, p.state.value, p.sla_name, when(p.created_at)] for p in projects]
-    return tabulate(rows, headers=["Project ID", "Name", "State", "SLA", "Created"], tablefmt=FORMAT)
+    return _table(rows, ["Project ID", "Name", "State", "SLA", "Created"])
 
 
 def project_summary(p: ProjectView) -> str:

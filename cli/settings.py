@@ -21,8 +21,8 @@ class CliSettings(BaseModel):
 
     data_dir: Path = Field(default_factory=paths.data_dir)
     broker_host: str | None = None
-    broker_port: int | None = Field(None, ge=1, le=65535)
-    user: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    timeout: float = Field(10.0, gt=0, le=3600)
+    broker_port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    timeout: float = Field(default=10.0, gt=0, le=3600)
     sla_dir: Path = Field(default_factory=paths.user_sla_dir)
     output: Literal["table", "json"] = "table"

@@ -24,17 +24,25 @@ def up_foreground(settings: StackSettings) -> int:
 
     card = read_card(settings.data_dir)
     if card is not None:
-        click.echo(f"A FLOps stack is already running (pid {card.pid}, broker "
-                   f"mqtt://{card.broker_host}:{card.broker_port}); stop it with `flops down`.",
-                   err=True)
+        click.echo(
+            f"A FLOps stack is already running (pid {card.pid}, broker "
+            f"mqtt://{card.broker_host}:{card.broker_port}); stop it with `flops down`.",
+            err=True,
+        )
         return 1
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
     def ready(card: StackCard) -> None:
-        click.echo(f"FLOps stack ready: broker mqtt://{card.broker_host}:{card.broker_port} "
-                   f"({card.broker_kind}), state in {shorten_home(settings.data_dir)}. "
-                   "Ctrl-C stops it.", err=True)
+        click.echo(
+            f"FLOps stack ready: broker mqtt://{card.broker_host}:{card.broker_port} "
+            f"({card.broker_kind}), state in {shorten_home(settings.data_dir)}. "
+            "Ctrl-C stops it.",
+            err=True,
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -52,24 +60,33 @@ def up_detached(settings: StackSettings, argv: list[str], wait: float = 30.0) ->
     """Start ``flops up`` in the background, wait until it is ready, print where it is."""
     card = read_card(settings.data_dir)
     if card is not None:
-        click.echo(f"FLOps stack already running (pid {card.pid}, broker "
-                   f"mqtt://{card.broker_host}:{card.broker_port}).")
+        click.echo(
+            f"FLOps stack already running (pid {card.pid}, broker "
+            f"mqtt://{card.broker_host}:{card.broker_port})."
+        )
         return 0
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.data_dir / "stack.log"
     with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "cli", "up", *argv], stdin=subprocess.DEVNULL,
-            stdout=log_file, stderr=log_file, start_new_session=True, env=os.environ.copy(),
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "up", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+            env=os.environ.copy(),
         )
-    click.echo(f"Starting the FLOps stack (pid {proc.pid}, log {shorten_home(log_path)}) ...",
-               err=True)
+    click.echo(
+        f"Starting the FLOps stack (pid {proc.pid}, log {shorten_home(log_path)}) ...", err=True
+    )
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         card = read_card(settings.data_dir)
         if card is not None and card.pid == proc.pid:
-            click.echo(f"FLOps stack running: broker mqtt://{card.broker_host}:{card.broker_port}"
-                       f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`.")
+            click.echo(
+                f"FLOps stack running: broker mqtt://{card.broker_host}:{card.broker_port}"
+                f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`."
+            )
             return 0
         if proc.poll() is not None:
             click.echo(f"The stack exited (code {proc.returncode}):\n{_tail(log_path)}", err=True)

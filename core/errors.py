@@ -27,7 +27,9 @@ class ConfigError(FlopsError):
 class SLAError(FlopsError):
     """A project SLA is missing or invalid; the message names the file and the field."""
 
-    def __init__(self, message: str, *, source: str = "", problems: list[str] | None = None):
+    def __init__(
+        self, message: str, *, source: str = "", problems: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.source = source
         self.problems = problems or []
@@ -44,7 +46,7 @@ class RequestTimeoutError(FlopsError):
 class RemoteError(FlopsError):
     """A peer answered a request with a structured error."""
 
-    def __init__(self, code: str, message: str, details: list[str] | None = None):
+    def __init__(self, code: str, message: str, details: list[str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.details = details or []

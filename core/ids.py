@@ -21,9 +21,7 @@ def new_object_id(now: float | None = None) -> str:
     """A new 24-hex-character ObjectId-style id, unique in this process and ordered by time."""
     seconds = int(time.time() if now is None else now) & 0xFFFFFFFF
     counter = next(_COUNTER) & 0xFFFFFF
-    return (
-        seconds.to_bytes(4, "big") + _PROCESS_RANDOM + counter.to_bytes(3, "big")
-    ).hex()
+    return (seconds.to_bytes(4, "big") + _PROCESS_RANDOM + counter.to_bytes(3, "big")).hex()
 
 
 def short_hash(text: str) -> str:

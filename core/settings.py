@@ -68,6 +68,5 @@ def load_settings(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(
-            f"invalid setting ({problems}); set it in {path}, "
-            f"as {ENV_PREFIX}<NAME> or with a flag"
+            f"invalid setting ({problems}); set it in {path}, as {ENV_PREFIX}<NAME> or with a flag"
         ) from exc

@@ -1,7 +1,7 @@
 """The manager's decisions, as plain async functions over typed messages.
 
 They take their dependencies as arguments and know nothing of MQTT, so tests call them
-without a broker. ``Refused`` carries a stable code for the error answer.
+without a broker. ``RefusedError`` carries a stable code for the error answer.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 MANAGER = "manager"
 
 
-class Refused(FlopsError):
+class RefusedError(FlopsError):
     """A request the manager will not carry out; ``code`` is stable for clients."""
 
-    def __init__(self, code: str, message: str, details: list[str] | None = None):
+    def __init__(self, code: str, message: str, details: list[str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.details = details or []
@@ -65,9 +65,9 @@ def validate_sla(user: str, req: CreateProject) -> ProjectSLA:
     try:
         sla = parse_sla(req.sla, req.sla_name or "request")
     except SLAError as exc:
-        raise Refused("invalid_sla", str(exc).split("\n", 1)[0], exc.problems) from exc
+        raise RefusedError("invalid_sla", str(exc).split("\n", 1)[0], exc.problems) from exc
     if sla.customerID != user:
-        raise Refused(
+        raise RefusedError(
             "forbidden",
             f"the SLA's customerID {sla.customerID!r} is not the requesting user {user!r}",
         )
@@ -75,8 +75,10 @@ def validate_sla(user: str, req: CreateProject) -> ProjectSLA:
 
 
 async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectView:
-    """Validate, then create (or, for a repeated request id, return) the project and run
-    its observer. Nothing is left behind when a step fails."""
+    """Validate, then create (or return, for a repeated request id) the project.
+
+    Runs its observer; nothing is left behind when a step fails.
+    """
     validate_sla(user, req)
     existing = await deps.store.project_by_request(user, req.request_id)
     if existing is not None:
@@ -93,7 +95,9 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
         await _deploy(new.observer, deps)
     except DeployError as exc:
         await deps.store.delete_project(project_id)
-        raise Refused("deploy_failed", f"the observer service could not be deployed: {exc}") from exc
+        raise RefusedError(
+            "deploy_failed", f"the observer service could not be deployed: {exc}"
+        ) from exc
     await deps.store.set_step(project_id, STEP_OBSERVER_RUNNING)
     view = await deps.store.project(project_id)
     if view is None:
@@ -124,9 +128,15 @@ async def advance(project_id: str, deps: Deps) -> None:
 async def _start_builder(view: ProjectView, deps: Deps) -> None:
     sla = await _sla_of(view, deps)
     builder = await deps.store.add_service(
-        view.id, "builder", ids.builder_name(view.id), in_observatory=False,
-        config={"repo_url": sla.ml_repo_url, "registry": deps.registry,
-                "git_timeout": deps.git_timeout},
+        view.id,
+        "builder",
+        ids.builder_name(view.id),
+        in_observatory=False,
+        config={
+            "repo_url": sla.ml_repo_url,
+            "registry": deps.registry,
+            "git_timeout": deps.git_timeout,
+        },
     )
     try:
         status = await deps.runtime.deploy(builder)
@@ -134,10 +144,15 @@ async def _start_builder(view: ProjectView, deps: Deps) -> None:
         await fail(view, f"the builder service could not be deployed: {exc}", deps)
         return
     # Emitted before anything else awaits, so it goes out ahead of the builder's own events.
-    await deps.emit(view.user, Event(
-        event_id=stable_event_id(builder.id, "deployed"), project_id=view.id, source=MANAGER,
-        text="New Builder service created & deployed",
-    ))
+    await deps.emit(
+        view.user,
+        Event(
+            event_id=stable_event_id(builder.id, "deployed"),
+            project_id=view.id,
+            source=MANAGER,
+            text="New Builder service created & deployed",
+        ),
+    )
     await deps.store.set_instance_status(builder.id, status)
     await deps.store.set_step(view.id, STEP_BUILDER_ANNOUNCED)
 
@@ -150,15 +165,24 @@ async def _sla_of(view: ProjectView, deps: Deps) -> ProjectSLA:
 async def fail(view: ProjectView, reason: str, deps: Deps) -> None:
     """Mark a project failed and tell its observer why."""
     if await deps.store.set_state(view.id, ProjectState.FAILED, reason):
-        await deps.emit(view.user, Event(
-            event_id=stable_event_id(view.id, "failed"), project_id=view.id, source=MANAGER,
-            level=Level.ERROR, text=f"Project failed: {reason}", state=ProjectState.FAILED,
-        ))
+        await deps.emit(
+            view.user,
+            Event(
+                event_id=stable_event_id(view.id, "failed"),
+                project_id=view.id,
+                source=MANAGER,
+                level=Level.ERROR,
+                text=f"Project failed: {reason}",
+                state=ProjectState.FAILED,
+            ),
+        )
 
 
 async def apply_event(user: str, project_id: str, event: Event, deps: Deps) -> None:
-    """Apply the project state an event reports, if the project is the user's and the
-    transition is allowed."""
+    """Apply the project state an event reports.
+
+    Only for the user's own project, and only along an allowed transition.
+    """
     if event.state is None or event.project_id != project_id:
         return
     view = await deps.store.project(project_id)
@@ -180,7 +204,7 @@ async def show_project(user: str, req: ShowProject, deps: Deps) -> ProjectView:
     """One of the user's projects; another user's project is reported as not found."""
     view = await deps.store.project(req.project_id)
     if view is None or view.user != user:
-        raise Refused("not_found", f"no project {req.project_id} for user {user!r}")
+        raise RefusedError("not_found", f"no project {req.project_id} for user {user!r}")
     return view
 
 

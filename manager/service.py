@@ -27,7 +27,7 @@ from broker.messages import (
 )
 from core.errors import FlopsError
 from manager import handlers
-from manager.handlers import Deps, Refused
+from manager.handlers import Deps, RefusedError
 
 log = logging.getLogger(__name__)
 Op = topics.Op
@@ -45,7 +45,7 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
 class ManagerService:
     """Binds the manager's handlers to the link's request and event topics."""
 
-    def __init__(self, link: Link, deps: Deps):
+    def __init__(self, link: Link, deps: Deps) -> None:
         self._link = link
         self._deps = deps
         link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True)
@@ -72,26 +72,39 @@ class ManagerService:
             log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
             peek = codec.peek_reply_to(inbound.payload)
             if peek is not None:
-                await self._answer(topic.user, peek[1], peek[0], error=ErrorBody(
-                    code=exc.code, message=str(exc), details=exc.details))
+                await self._answer(
+                    topic.user,
+                    peek[1],
+                    peek[0],
+                    error=ErrorBody(code=exc.code, message=str(exc), details=exc.details),
+                )
             return
         try:
             result = await handler(topic.user, request, self._deps)
-        except Refused as exc:
+        except RefusedError as exc:
             log.info("%s %s of %s refused: %s", op, request.request_id, topic.user, exc)
-            await self._answer(topic.user, request.reply_to, request.request_id,
-                               error=ErrorBody(code=exc.code, message=str(exc), details=exc.details))
+            await self._answer(
+                topic.user,
+                request.reply_to,
+                request.request_id,
+                error=ErrorBody(code=exc.code, message=str(exc), details=exc.details),
+            )
             return
         except FlopsError as exc:
             log.exception("%s %s of %s failed", op, request.request_id, topic.user)
-            await self._answer(topic.user, request.reply_to, request.request_id,
-                               error=ErrorBody(code="internal", message=str(exc)))
+            await self._answer(
+                topic.user,
+                request.reply_to,
+                request.request_id,
+                error=ErrorBody(code="internal", message=str(exc)),
+            )
             return
         await self._answer(topic.user, request.reply_to, request.request_id, result=result)
         if op is Op.CREATE_PROJECT:
             project_id = getattr(result, "id", "")
-            log.info("project %s started for %s (request %s)", project_id, topic.user,
-                     request.request_id)
+            log.info(
+                "project %s started for %s (request %s)", project_id, topic.user, request.request_id
+            )
             await handlers.advance(project_id, self._deps)
 
     async def on_event(self, inbound: Inbound) -> None:
@@ -105,13 +118,24 @@ class ManagerService:
             return  # the observer logs these
         await handlers.apply_event(topic.user, topic.project_id, event, self._deps)
 
-    async def _answer(self, user: str, reply_to: str, request_id: str, *,
-                      result: BaseModel | None = None, error: ErrorBody | None = None) -> None:
+    async def _answer(
+        self,
+        user: str,
+        reply_to: str,
+        request_id: str,
+        *,
+        result: BaseModel | None = None,
+        error: ErrorBody | None = None,
+    ) -> None:
         try:
             topic = topics.reply(user, reply_to)
         except topics.TopicError:
             log.warning("cannot answer %s: bad reply_to %r", request_id, reply_to)
             return
-        reply = Reply(request_id=request_id, ok=error is None, error=error,
-                      result=result.model_dump(mode="json") if result is not None else None)
+        reply = Reply(
+            request_id=request_id,
+            ok=error is None,
+            error=error,
+            result=result.model_dump(mode="json") if result is not None else None,
+        )
         await self._link.publish(topic, codec.encode(reply))

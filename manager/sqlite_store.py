@@ -13,7 +13,14 @@ from typing import Any
 
 import aiosqlite
 
-from broker.messages import AppView, Instance, InstanceStatus, ProjectState, ProjectView, ServiceView
+from broker.messages import (
+    AppView,
+    Instance,
+    InstanceStatus,
+    ProjectState,
+    ProjectView,
+    ServiceView,
+)
 from core import ids
 from core.errors import StoreError
 from manager.store import TRANSITIONS, NewProject, ServiceSpec
@@ -35,14 +42,18 @@ CREATE TABLE IF NOT EXISTS services (
 CREATE INDEX IF NOT EXISTS services_by_user ON services(user);
 CREATE INDEX IF NOT EXISTS services_by_project ON services(project_id);
 """
-_RUNNABLE = (InstanceStatus.REQUESTED, InstanceStatus.CREATING, InstanceStatus.CREATED,
-             InstanceStatus.RUNNING)
+_RUNNABLE = (
+    InstanceStatus.REQUESTED,
+    InstanceStatus.CREATING,
+    InstanceStatus.CREATED,
+    InstanceStatus.RUNNING,
+)
 
 
 class SqliteStore:
     """Manager state in one SQLite file (WAL); one connection, transactions serialised."""
 
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._lock = asyncio.Lock()
 
@@ -90,7 +101,11 @@ class SqliteStore:
     # ------------------------------------------------------------------ writes
 
     async def create_project(
-        self, user: str, request_id: str, sla: dict[str, Any], sla_name: str,
+        self,
+        user: str,
+        request_id: str,
+        sla: dict[str, Any],
+        sla_name: str,
         observer_config: dict[str, Any],
     ) -> NewProject:
         """See ``Store.create_project``."""
@@ -108,18 +123,34 @@ class SqliteStore:
             project_id = ids.new_object_id()
             name = ids.project_app_name(request_id)
             await db.execute(
-                "INSERT INTO applications (id, name, user, project_id, created_at) VALUES (?,?,?,?,?)",
+                "INSERT INTO applications (id, name, user, project_id, created_at)"
+                " VALUES (?,?,?,?,?)",
                 (project_id, name, user, project_id, now),
             )
             await db.execute(
                 "INSERT INTO projects (id, user, name, request_id, sla, sla_name, state,"
                 " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (project_id, user, name, request_id, json.dumps(sla), sla_name,
-                 ProjectState.STARTING.value, now, now),
+                (
+                    project_id,
+                    user,
+                    name,
+                    request_id,
+                    json.dumps(sla),
+                    sla_name,
+                    ProjectState.STARTING.value,
+                    now,
+                    now,
+                ),
             )
             observer = await self._insert_service(
-                db, project_id, user, observatory_id, "observer", ids.observer_name(project_id),
-                observer_config, now,
+                db,
+                project_id,
+                user,
+                observatory_id,
+                "observer",
+                ids.observer_name(project_id),
+                observer_config,
+                now,
             )
         view = await self.project(project_id)
         if view is None:
@@ -127,15 +158,31 @@ class SqliteStore:
         return NewProject(view, observer)
 
     async def _insert_service(
-        self, db: aiosqlite.Connection, project_id: str, user: str, app_id: str, kind: str,
-        name: str, config: dict[str, Any], now: float,
+        self,
+        db: aiosqlite.Connection,
+        project_id: str,
+        user: str,
+        app_id: str,
+        kind: str,
+        name: str,
+        config: dict[str, Any],
+        now: float,
     ) -> ServiceSpec:
         spec = ServiceSpec(ids.new_object_id(), name, kind, user, project_id, app_id, config)
         await db.execute(
             "INSERT INTO services (id, name, kind, app_id, project_id, user, status, config,"
             " created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (spec.id, name, kind, app_id, project_id, user, InstanceStatus.REQUESTED.value,
-             json.dumps(config), now),
+            (
+                spec.id,
+                name,
+                kind,
+                app_id,
+                project_id,
+                user,
+                InstanceStatus.REQUESTED.value,
+                json.dumps(config),
+                now,
+            ),
         )
         return spec
 
@@ -232,7 +279,8 @@ class SqliteStore:
         if not rows:
             return None
         services = [
-            _service_view(r) for r in await self._rows(
+            _service_view(r)
+            for r in await self._rows(
                 "SELECT s.*, a.name AS app_name FROM services s JOIN applications a"
                 " ON a.id = s.app_id WHERE s.project_id=? ORDER BY s.created_at, s.id",
                 (project_id,),
@@ -291,22 +339,41 @@ class SqliteStore:
 
 def _spec(row: sqlite3.Row) -> ServiceSpec:
     return ServiceSpec(
-        row["id"], row["name"], row["kind"], row["user"], row["project_id"], row["app_id"],
+        row["id"],
+        row["name"],
+        row["kind"],
+        row["user"],
+        row["project_id"],
+        row["app_id"],
         json.loads(row["config"]),
     )
 
 
 def _service_view(row: sqlite3.Row) -> ServiceView:
     return ServiceView(
-        id=row["id"], name=row["name"], kind=row["kind"], app_id=row["app_id"],
-        app_name=row["app_name"], project_id=row["project_id"],
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        app_id=row["app_id"],
+        app_name=row["app_name"],
+        project_id=row["project_id"],
         instances=[Instance(index=0, status=InstanceStatus(row["status"]))],
     )
 
 
-def _project_view(row: sqlite3.Row, apps: list[AppView], services: list[ServiceView]) -> ProjectView:
+def _project_view(
+    row: sqlite3.Row, apps: list[AppView], services: list[ServiceView]
+) -> ProjectView:
     return ProjectView(
-        id=row["id"], name=row["name"], user=row["user"], state=ProjectState(row["state"]),
-        state_reason=row["state_reason"], sla_name=row["sla_name"], request_id=row["request_id"],
-        created_at=row["created_at"], updated_at=row["updated_at"], apps=apps, services=services,
+        id=row["id"],
+        name=row["name"],
+        user=row["user"],
+        state=ProjectState(row["state"]),
+        state_reason=row["state_reason"],
+        sla_name=row["sla_name"],
+        request_id=row["request_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        apps=apps,
+        services=services,
     )

@@ -54,10 +54,18 @@ class Store(Protocol):
         """The project made for ``request_id`` of ``user``, if any."""
 
     async def create_project(
-        self, user: str, request_id: str, sla: dict[str, Any], sla_name: str, observer_config: dict[str, Any]
+        self,
+        user: str,
+        request_id: str,
+        sla: dict[str, Any],
+        sla_name: str,
+        observer_config: dict[str, Any],
     ) -> NewProject:
-        """Atomically: get or create the user's observatory, create the project application,
-        the project (STARTING) and its observer service (REQUESTED)."""
+        """Create a project atomically, with what its start needs first.
+
+        Gets or creates the user's observatory, creates the project application, the
+        project (STARTING) and its observer service (REQUESTED).
+        """
 
     async def delete_project(self, project_id: str) -> None:
         """Remove a project and everything it created (the observatory stays if still used)."""

@@ -43,7 +43,7 @@ class _Pending:
 class ObserverHost:
     """Runs the observers of many projects; see the module docstring."""
 
-    def __init__(self, link: Link, store: LogStore, started_event_id: Callable[[str], str]):
+    def __init__(self, link: Link, store: LogStore, started_event_id: Callable[[str], str]) -> None:
         self._link = link
         self._store = store
         self._started_id = started_event_id
@@ -60,12 +60,16 @@ class ObserverHost:
     async def deploy(self, hosted: Hosted) -> None:
         """Start observing a project: register it and log that its observer started."""
         if hosted.project_id not in self._hosted:
-            await self._store.register(hosted.project_id, hosted.user, hosted.service_id, hosted.name)
+            await self._store.register(
+                hosted.project_id, hosted.user, hosted.service_id, hosted.name
+            )
             self._hosted[hosted.project_id] = hosted
         stored = asyncio.get_running_loop().create_future()
         event = Event(
-            event_id=self._started_id(hosted.service_id), project_id=hosted.project_id,
-            source=hosted.name, text=OBSERVER_STARTED,
+            event_id=self._started_id(hosted.service_id),
+            project_id=hosted.project_id,
+            source=hosted.name,
+            text=OBSERVER_STARTED,
         )
         self._queue.put_nowait(_Pending(hosted.user, event, lambda: stored.set_result(None)))
         await stored
@@ -85,7 +89,9 @@ class ObserverHost:
             return
         hosted = self._hosted.get(topic.project_id)
         if hosted is None or hosted.user != topic.user or event.project_id != topic.project_id:
-            log.warning("dropped event for unknown project %s on %s", event.project_id, inbound.topic)
+            log.warning(
+                "dropped event for unknown project %s on %s", event.project_id, inbound.topic
+            )
             return
         self._queue.put_nowait(_Pending(topic.user, event, inbound.hold()))
 
@@ -116,10 +122,14 @@ class ObserverHost:
             pending.done()
         users = {p.event.project_id: p.user for p in batch}
         try:
-            await asyncio.gather(*(
-                self._link.publish(topics.log(users[e.project_id], e.project_id), codec.encode(e))
-                for e in entries
-            ))
+            await asyncio.gather(
+                *(
+                    self._link.publish(
+                        topics.log(users[e.project_id], e.project_id), codec.encode(e)
+                    )
+                    for e in entries
+                )
+            )
         except BrokerError as exc:
             # Stored already; followers catch up through a log query.
             log.info("live log not published: %s", exc)
@@ -134,11 +144,16 @@ class ObserverHost:
             return
         reply_topic = topics.reply(topic.user, query.reply_to)
         if await self._store.owner(topic.project_id) != topic.user:
-            answer = Reply(request_id=query.request_id, ok=False, error=ErrorBody(
-                code="not_found", message=f"no log for project {topic.project_id}"))
+            answer = Reply(
+                request_id=query.request_id,
+                ok=False,
+                error=ErrorBody(code="not_found", message=f"no log for project {topic.project_id}"),
+            )
         else:
             page = await self.page(topic.project_id, query)
-            answer = Reply(request_id=query.request_id, ok=True, result=page.model_dump(mode="json"))
+            answer = Reply(
+                request_id=query.request_id, ok=True, result=page.model_dump(mode="json")
+            )
         await self._link.publish(reply_topic, codec.encode(answer))
 
     async def page(self, project_id: str, query: LogQuery) -> LogPage:
@@ -148,5 +163,9 @@ class ObserverHost:
         else:
             entries = await self._store.read(project_id, query.from_seq, query.limit)
         next_seq = entries[-1].seq + 1 if entries else query.from_seq
-        return LogPage(project_id=project_id, entries=entries, next_seq=next_seq,
-                       state=await self._store.state(project_id))
+        return LogPage(
+            project_id=project_id,
+            entries=entries,
+            next_seq=next_seq,
+            state=await self._store.state(project_id),
+        )

@@ -6,6 +6,7 @@ id is already in the log is not stored again, so redelivery and repeated steps a
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ _COLUMNS = "project_id, seq, event_id, ts, source, level, text, state"
 class LogStore:
     """The observers' log database; only the host's single writer task appends."""
 
-    def __init__(self, db: aiosqlite.Connection):
+    def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._last: dict[str, int] = {}
 
@@ -81,17 +82,39 @@ class LogStore:
         for event in fresh:
             seq = await self._last_seq(event.project_id) + 1
             self._last[event.project_id] = seq
-            entries.append(LogEntry(
-                seq=seq, event_id=event.event_id, project_id=event.project_id, ts=event.ts,
-                source=event.source, level=event.level, text=event.text, state=event.state,
-            ))
+            entries.append(
+                LogEntry(
+                    seq=seq,
+                    event_id=event.event_id,
+                    project_id=event.project_id,
+                    ts=event.ts,
+                    source=event.source,
+                    level=event.level,
+                    text=event.text,
+                    state=event.state,
+                )
+            )
         if not entries:
             return []
-        rows = [(e.project_id, e.seq, e.event_id, e.ts, e.source, e.level.value, e.text,
-                 e.state.value if e.state else None) for e in entries]
+        rows = [
+            (
+                e.project_id,
+                e.seq,
+                e.event_id,
+                e.ts,
+                e.source,
+                e.level.value,
+                e.text,
+                e.state.value if e.state else None,
+            )
+            for e in entries
+        ]
         try:
             await self._db.execute("BEGIN")
-            await self._db.executemany(f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+            await self._db.executemany(
+                f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
+                rows,
+            )
             await self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._last.clear()  # re-read from disk: the batch did not land
@@ -147,7 +170,8 @@ class LogStore:
         """The last project state the log recorded."""
         rows = await self._fetch(
             "SELECT state FROM entries WHERE project_id=? AND state IS NOT NULL"
-            " ORDER BY seq DESC LIMIT 1", (project_id,),
+            " ORDER BY seq DESC LIMIT 1",
+            (project_id,),
         )
         return ProjectState(rows[0][0]) if rows else None
 
@@ -165,14 +189,18 @@ class LogStore:
             raise StoreError(f"observer database: {exc}") from exc
 
     async def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             await self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
 
 def _entry(row: sqlite3.Row) -> LogEntry:
     return LogEntry(
-        project_id=row[0], seq=row[1], event_id=row[2], ts=row[3], source=row[4],
-        level=Level(row[5]), text=row[6], state=ProjectState(row[7]) if row[7] else None,
+        project_id=row[0],
+        seq=row[1],
+        event_id=row[2],
+        ts=row[3],
+        source=row[4],
+        level=Level(row[5]),
+        text=row[6],
+        state=ProjectState(row[7]) if row[7] else None,
     )

@@ -3,4 +3,11 @@
 from slas.model import ProjectSLA, TrainingConfiguration
 from slas.resolve import bundled_dir, load_sla, parse_sla, resolve_sla
 
-__all__ = ["ProjectSLA", "TrainingConfiguration", "bundled_dir", "load_sla", "parse_sla", "resolve_sla"]
+__all__ = [
+    "ProjectSLA",
+    "TrainingConfiguration",
+    "bundled_dir",
+    "load_sla",
+    "parse_sla",
+    "resolve_sla",
+]

@@ -1,6 +1,8 @@
-"""The project SLA as one strict pydantic model: unknown keys, wrong types and out-of-range
-values are refused with the field named. Producers (the CLI) and consumers (the manager)
-validate with this same model."""
+"""The project SLA as one strict pydantic model.
+
+Unknown keys, wrong types and out-of-range values are refused with the field named.
+Producers (the CLI) and consumers (the manager) validate with this same model.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-GITHUB_URL = re.compile(r"^https://github\.com/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100}?)(?:\.git)?/?$")
+GITHUB_URL = re.compile(
+    r"^https://github\.com/([A-Za-z0-9-]{1,39})/([A-Za-z0-9._-]{1,100}?)(?:\.git)?/?$"
+)
 FILE_URL = re.compile(r"^file:///(?:[^/\0]+/)*([^/\0]+)/([^/\0]+?)(?:\.git)?/?$")
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 Flavor = Literal["sklearn", "pytorch", "tensorflow", "keras"]
 Platform = Literal["linux/amd64", "linux/arm64"]
+AMD64_ONLY: tuple[Platform, ...] = ("linux/amd64",)
 PostStep = Literal["build_image_for_trained_model", "deploy_trained_model_image"]
 
 
@@ -27,11 +32,11 @@ class TrainingConfiguration(_Strict):
 
     mode: Literal["classic", "hierarchical"] = "classic"
     data_tags: list[str] = Field(default_factory=list, max_length=64)
-    training_cycles: int = Field(1, ge=1, le=10_000)
-    training_rounds: int = Field(3, ge=1, le=10_000)
-    min_available_clients: int = Field(1, ge=1, le=100_000)
-    min_fit_clients: int = Field(1, ge=1, le=100_000)
-    min_evaluate_clients: int = Field(1, ge=1, le=100_000)
+    training_cycles: int = Field(default=1, ge=1, le=10_000)
+    training_rounds: int = Field(default=3, ge=1, le=10_000)
+    min_available_clients: int = Field(default=1, ge=1, le=100_000)
+    min_fit_clients: int = Field(default=1, ge=1, le=100_000)
+    min_evaluate_clients: int = Field(default=1, ge=1, le=100_000)
 
     @field_validator("data_tags")
     @classmethod
@@ -57,9 +62,9 @@ class TrainingConfiguration(_Strict):
 class ResourceConstraints(_Strict):
     """Resources each project service asks for (memory and storage in MB)."""
 
-    memory: int = Field(100, ge=1, le=1_048_576)
-    vcpus: int = Field(1, ge=1, le=1024)
-    storage: int = Field(0, ge=0, le=10_485_760)
+    memory: int = Field(default=100, ge=1, le=1_048_576)
+    vcpus: int = Field(default=1, ge=1, le=1024)
+    storage: int = Field(default=0, ge=0, le=10_485_760)
 
 
 class ProjectSLA(_Strict):
@@ -71,11 +76,11 @@ class ProjectSLA(_Strict):
     ml_model_flavor: Flavor
     use_devel_base_images: bool = False
     supported_platforms: list[Platform] = Field(
-        default_factory=lambda: ["linux/amd64"], min_length=1, max_length=2
+        default_factory=lambda: list(AMD64_ONLY), min_length=1, max_length=2
     )
-    training_configuration: TrainingConfiguration = Field(default_factory=TrainingConfiguration)
+    training_configuration: TrainingConfiguration = TrainingConfiguration()
     post_training_steps: list[PostStep] = Field(default_factory=list, max_length=2)
-    resource_constraints: ResourceConstraints = Field(default_factory=ResourceConstraints)
+    resource_constraints: ResourceConstraints = ResourceConstraints()
 
     @field_validator("customerID")
     @classmethod

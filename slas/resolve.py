@@ -1,5 +1,7 @@
-"""Find an SLA by name or path and load it, turning every problem into an ``SLAError``
-that names the file and the field."""
+"""Find an SLA by name or path and load it.
+
+Every problem becomes an ``SLAError`` that names the file and the field.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from core.errors import SLAError
 from slas.model import ProjectSLA
@@ -22,8 +25,11 @@ def bundled_dir() -> Path:
 
 
 def resolve_sla(name: str, user_dir: Path) -> Path:
-    """Resolve a bare name (with or without ``.json``) in ``user_dir`` then the bundled
-    SLAs; anything with a path separator, or an existing file, is taken as a path."""
+    """Resolve an SLA name or path to a file.
+
+    A bare name (with or without ``.json``) is looked up in ``user_dir``, then in the
+    bundled SLAs; anything with a path separator, or an existing file, is a path.
+    """
     candidate = Path(name).expanduser()
     if "/" in name or candidate.is_file():
         if candidate.is_file():
@@ -34,7 +40,9 @@ def resolve_sla(name: str, user_dir: Path) -> Path:
         path = folder / filename
         if path.is_file():
             return path
-    known = sorted({p.name for d in (user_dir, bundled_dir()) if d.is_dir() for p in d.glob("*.json")})
+    known = sorted(
+        {p.name for d in (user_dir, bundled_dir()) if d.is_dir() for p in d.glob("*.json")}
+    )
     raise SLAError(
         f"no SLA named {filename!r} in {user_dir} or the bundled SLAs; "
         f"known SLAs: {', '.join(known) or 'none'}",
@@ -75,7 +83,7 @@ def parse_sla(raw: bytes | str | dict[str, Any], source: str) -> ProjectSLA:
         raise SLAError(f"{source}: nested too deeply", source=source) from exc
 
 
-def _describe(err: Any, data: dict[str, Any]) -> str:
+def _describe(err: ErrorDetails, data: dict[str, Any]) -> str:
     """One readable line per validation error: ``field.path: what is wrong``."""
     loc = [str(p) for p in err["loc"]]
     field = ".".join(loc) or "(top level)"

@@ -40,8 +40,9 @@ async def run_stack(
     if settings.broker == "external":
         address = BrokerAddress(settings.broker_host, settings.broker_port or 1883)
     else:
-        broker = await start_embedded(settings.data_dir / "broker", settings.broker_port,
-                                      settings.broker)
+        broker = await start_embedded(
+            settings.data_dir / "broker", settings.broker_port, settings.broker
+        )
         address = broker.address
     try:
         await _run_services(settings, address, broker, stop, ready)
@@ -52,8 +53,11 @@ async def run_stack(
 
 
 async def _run_services(
-    settings: StackSettings, address: BrokerAddress, broker: EmbeddedBroker | None,
-    stop: asyncio.Event, ready: Callable[[StackCard], None] | None,
+    settings: StackSettings,
+    address: BrokerAddress,
+    broker: EmbeddedBroker | None,
+    stop: asyncio.Event,
+    ready: Callable[[StackCard], None] | None,
 ) -> None:
     store = await SqliteStore.open(settings.data_dir / "manager.db")
     logs = await LogStore.open(settings.data_dir / "observer.db")
@@ -68,7 +72,9 @@ async def _run_services(
 
     observers = ObserverHost(link, logs, lambda sid: stable_event_id(sid, "started"))
     runtime = LocalRuntime(observers, emit, on_status)
-    manager = ManagerService(link, Deps(store, runtime, emit, settings.registry, settings.git_timeout))
+    manager = ManagerService(
+        link, Deps(store, runtime, emit, settings.registry, settings.git_timeout)
+    )
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(observers.write_forever())
@@ -78,8 +84,13 @@ async def _run_services(
             link_task = tasks.create_task(link.run(stop))
             await link.wait_connected(15.0)
             await manager.resume()
-            card = StackCard(os.getpid(), address.host, address.port,
-                             broker.kind if broker else "external", time.time())
+            card = StackCard(
+                os.getpid(),
+                address.host,
+                address.port,
+                broker.kind if broker else "external",
+                time.time(),
+            )
             write_card(settings.data_dir, card)
             log.info("FLOps stack ready: broker %s, data in %s", address, settings.data_dir)
             if ready is not None:

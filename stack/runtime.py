@@ -24,7 +24,7 @@ Emit = Callable[[str, Event], Awaitable[None]]  # (user, event)
 class LocalRuntime:
     """Implements ``manager.deploy.Runtime`` on this machine."""
 
-    def __init__(self, observers: ObserverHost, emit: Emit, on_status: StatusSink):
+    def __init__(self, observers: ObserverHost, emit: Emit, on_status: StatusSink) -> None:
         self._observers = observers
         self._emit = emit
         self._on_status = on_status
@@ -77,4 +77,3 @@ class LocalRuntime:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-

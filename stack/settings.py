@@ -18,8 +18,8 @@ class StackSettings(BaseModel):
     data_dir: Path = Field(default_factory=paths.data_dir)
     broker: Literal["auto", "mosquitto", "amqtt", "external"] = "auto"
     broker_host: str = "127.0.0.1"
-    broker_port: int = Field(0, ge=0, le=65535)  # 0: a free port for the embedded broker
+    broker_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port for the embedded broker
     registry: str = "localhost:5073"
-    git_timeout: float = Field(30.0, gt=0)
+    git_timeout: float = Field(default=30.0, gt=0)
     identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

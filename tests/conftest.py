@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def mosquitto_binary() -> str:
     found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if found is None:
         pytest.fail("mosquitto is not installed; .ci/run installs it (apt-get install mosquitto)")
     return found
@@ -33,9 +34,10 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
         except OSError:
             time.sleep(0.02)
+        else:
+            return
     raise TimeoutError(f"nothing listens on {port}")
 
 
@@ -55,8 +57,11 @@ class BrokerProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         conf = self.state_dir / "mosquitto.conf"
         conf.write_text(mosquitto_config(self.port, self.state_dir))
-        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port)
 
     def stop(self) -> None:
@@ -73,21 +78,30 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProces
     broker.stop()
 
 
-def make_repo(parent: Path, user: str = "Malyuk-A", name: str = "flops_ml_repo_mnist_sklearn") -> Path:
+def make_repo(
+    parent: Path, user: str = "Malyuk-A", name: str = "flops_ml_repo_mnist_sklearn"
+) -> Path:
     """A local git repository with one commit, laid out like github.com/<user>/<repo>."""
     repo = parent / user / name
     repo.mkdir(parents=True)
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
     subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
-    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "init"],
-                   check=True, env=env)
+    subprocess.run(
+        ["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "init"], check=True, env=env
+    )
     return repo
 
 
 def head_of(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -98,16 +112,26 @@ def git_repo(tmp_path: Path) -> Path:
 def cli_env(data_dir_parent: Path, **extra: str) -> dict[str, str]:
     """Environment of a CLI or stack subprocess isolated under ``data_dir_parent``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
-    env.update(XDG_DATA_HOME=str(data_dir_parent / "data"),
-               XDG_CONFIG_HOME=str(data_dir_parent / "config"),
-               PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env.update(
+        XDG_DATA_HOME=str(data_dir_parent / "data"),
+        XDG_CONFIG_HOME=str(data_dir_parent / "config"),
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
     env.update(extra)
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], *, prog: str = "flops",
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], *, prog: str = "flops", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``flops`` or ``oak`` as a subprocess, the way a user does."""
     code = f"from cli.main import {prog}_entry; {prog}_entry()"
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

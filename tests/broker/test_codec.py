@@ -13,17 +13,20 @@ def test_round_trip() -> None:
     assert codec.decode(CreateProject, codec.encode(GOOD)) == GOOD
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    (b"\xff\xfe\x00", "bad_encoding"),
-    (b"{nope", "bad_json"),
-    (b"[]", "bad_schema"),
-    (b'{"v": 2, "request_id": "rrrrrrrr", "reply_to": "c", "sla": {}}', "bad_version"),
-    (b'{"request_id": "rrrrrrrr", "reply_to": "c", "sla": {}, "extra": 1}', "bad_schema"),
-    (b'{"request_id": "r", "reply_to": "c", "sla": {}}', "bad_schema"),
-    (b'{"request_id": "rrrrrrrr", "reply_to": "../x", "sla": {}}', "bad_schema"),
-    (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
-    (b'{"sla": "' + b"x" * (codec.MAX_PAYLOAD + 1) + b'"}', "too_large"),
-])
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\xff\xfe\x00", "bad_encoding"),
+        (b"{nope", "bad_json"),
+        (b"[]", "bad_schema"),
+        (b'{"v": 2, "request_id": "rrrrrrrr", "reply_to": "c", "sla": {}}', "bad_version"),
+        (b'{"request_id": "rrrrrrrr", "reply_to": "c", "sla": {}, "extra": 1}', "bad_schema"),
+        (b'{"request_id": "r", "reply_to": "c", "sla": {}}', "bad_schema"),
+        (b'{"request_id": "rrrrrrrr", "reply_to": "../x", "sla": {}}', "bad_schema"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+        (b'{"sla": "' + b"x" * (codec.MAX_PAYLOAD + 1) + b'"}', "too_large"),
+    ],
+)
 def test_hostile_payloads_get_a_stable_code(payload: bytes, code: str) -> None:
     with pytest.raises(MessageError) as caught:
         codec.decode(CreateProject, payload)

@@ -7,17 +7,17 @@ import pytest
 
 from broker.link import Inbound, Link, make_client
 from broker.server import Mosquitto
-from tests.conftest import BrokerProcess as TestMosquitto
+from tests.conftest import BrokerProcess
 
 pytestmark = pytest.mark.timeout(30)
 
 
-async def publish(broker: TestMosquitto, topic: str, payload: bytes) -> None:
+async def publish(broker: BrokerProcess, topic: str, payload: bytes) -> None:
     async with make_client(broker.address, "pub-" + topic.replace("/", "-"), persistent=False) as c:
         await c.publish(topic, payload, qos=1)
 
 
-async def test_routes_deliver_to_every_matching_handler(mosquitto: TestMosquitto) -> None:
+async def test_routes_deliver_to_every_matching_handler(mosquitto: BrokerProcess) -> None:
     link = Link(mosquitto.address, "link-routes")
     got: list[tuple[str, bytes]] = []
     both = asyncio.Event()
@@ -41,7 +41,7 @@ async def test_routes_deliver_to_every_matching_handler(mosquitto: TestMosquitto
     assert sorted(got) == [("a", b"hello"), ("b", b"hello")]
 
 
-async def test_a_message_not_acknowledged_is_delivered_again(mosquitto: TestMosquitto) -> None:
+async def test_a_message_not_acknowledged_is_delivered_again(mosquitto: BrokerProcess) -> None:
     """A handler that holds the ack and dies: the broker redelivers after reconnect."""
     seen: list[bytes] = []
     first = asyncio.Event()
@@ -78,7 +78,7 @@ async def test_a_message_not_acknowledged_is_delivered_again(mosquitto: TestMosq
 
 
 async def test_reconnects_and_resubscribes_after_a_broker_restart(tmp_path: Path) -> None:
-    broker = TestMosquitto(tmp_path / "b")
+    broker = BrokerProcess(tmp_path / "b")
     broker.start()
     got = asyncio.Queue[bytes]()
 

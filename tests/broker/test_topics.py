@@ -20,14 +20,17 @@ def test_topics_build_and_parse_back(topic: Topic, text: str) -> None:
     assert Topic.parse(text) == topic
 
 
-@pytest.mark.parametrize("text", [
-    "flops/v2/users/Admin/requests/create_project",
-    "flops/v1/users/Admin/requests/drop_tables",
-    "flops/v1/users/Admin",
-    "flops/v1/users/+/requests/create_project",
-    "flops/v1/users/Admin/projects/p/events/extra",
-    "other/v1/users/Admin/replies/x",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "flops/v2/users/Admin/requests/create_project",
+        "flops/v1/users/Admin/requests/drop_tables",
+        "flops/v1/users/Admin",
+        "flops/v1/users/+/requests/create_project",
+        "flops/v1/users/Admin/projects/p/events/extra",
+        "other/v1/users/Admin/replies/x",
+    ],
+)
 def test_foreign_topics_are_refused(text: str) -> None:
     with pytest.raises(TopicError):
         Topic.parse(text)

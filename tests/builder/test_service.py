@@ -43,16 +43,21 @@ async def test_a_reachable_repo_starts_the_build_of_the_base_image(git_repo: Pat
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     (event,) = events
-    assert event.text == (f"Start building reg:5073/malyuk-a/flops_ml_repo_mnist_sklearn/base:"
-                          f"{head_of(git_repo)} image (This can take a while)")
+    assert event.text == (
+        f"Start building reg:5073/malyuk-a/flops_ml_repo_mnist_sklearn/base:"
+        f"{head_of(git_repo)} image (This can take a while)"
+    )
     assert event.state is ProjectState.BUILDING
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize(("url", "reason"), [
-    ("file:///nonexistent/user/repo", "cannot reach file:///nonexistent/user/repo"),
-    ("https://gitlab.com/a/b", "is not a GitHub-style repository URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("file:///nonexistent/user/repo", "cannot reach file:///nonexistent/user/repo"),
+        ("https://gitlab.com/a/b", "is not a GitHub-style repository URL"),
+    ],
+)
 async def test_a_bad_repo_fails_the_project_with_a_clear_event(url: str, reason: str) -> None:
     events = await run(BuilderConfig(repo_url=url, registry="r", git_timeout=5))
     (event,) = events
@@ -61,4 +66,6 @@ async def test_a_bad_repo_fails_the_project_with_a_clear_event(url: str, reason:
 
 
 def test_image_names_lower_case_the_github_user() -> None:
-    assert image_name("r:1", "https://github.com/Malyuk-A/repo", "abc") == "r:1/malyuk-a/repo/base:abc"
+    assert (
+        image_name("r:1", "https://github.com/Malyuk-A/repo", "abc") == "r:1/malyuk-a/repo/base:abc"
+    )

@@ -18,8 +18,9 @@ from slas import bundled_dir
 from tests.conftest import BrokerProcess, cli_env, make_repo, run_cli
 
 
-def write_local_sla(folder: Path, repo: Path, name: str = "mnist_sklearn_small.json",
-                    **changes: object) -> Path:
+def write_local_sla(
+    folder: Path, repo: Path, name: str = "mnist_sklearn_small.json", **changes: object
+) -> Path:
     """The bundled SLA of ``name``, pointing at a local repository instead of GitHub."""
     sla = json.loads((bundled_dir() / name).read_text())
     sla.update(ml_repo_url=f"file://{repo}", **changes)
@@ -43,8 +44,9 @@ class Stack:
 
     def start(self, *args: str) -> None:
         log = (self.root / "stack.out").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "up", *args], env=self.env,
-                                     stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "up", *args], env=self.env, stdout=log, stderr=log
+        )
         deadline = time.monotonic() + 20
         card = self.data_dir / "stack.json"
         while time.monotonic() < deadline:
@@ -61,7 +63,9 @@ class Stack:
             os.kill(self.proc.pid, sig)
         return self.proc.wait(30)
 
-    def cli(self, *args: str, prog: str = "flops", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, prog: str = "flops", timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(list(args), self.env, prog=prog, timeout=timeout)
 
     def cli_json(self, *args: str) -> dict[str, object]:
@@ -79,8 +83,9 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
     write_local_sla(sla_dir, repo)
     env = cli_env(root, FLOPS_SLA_DIR=str(sla_dir))
     s = Stack(root, env)
-    s.start("--broker", "external", "--broker-host", "127.0.0.1",
-            "--broker-port", str(mosquitto.port))
+    s.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
+    )
     s.repo = repo  # type: ignore[attr-defined]
     yield s
     code = s.stop()

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BrokerProcess, free_port, head_of
+from broker.server import free_port
+from tests.conftest import BrokerProcess, head_of
 from tests.integration.conftest import Stack
 
 pytestmark = pytest.mark.timeout(90)
@@ -17,8 +18,10 @@ SEED = ["addon", "flops", "p", "--project-sla-file-name", "mnist_sklearn_small.j
 
 
 def log_texts(stdout: str) -> list[str]:
-    return [m.group(1) for m in re.finditer(r"^\s+\d+\s+\d\d:\d\d:\d\d\.\d{3}\s+\S+\s+(.*)$",
-                                            stdout, re.M)]
+    return [
+        m.group(1)
+        for m in re.finditer(r"^\s+\d+\s+\d\d:\d\d:\d\d\.\d{3}\s+\S+\s+(.*)$", stdout, re.M)
+    ]
 
 
 def test_the_seed_command_starts_a_project_as_the_documentation_shows(stack: Stack) -> None:
@@ -46,7 +49,7 @@ def test_json_output_and_the_query_commands_agree(stack: Stack) -> None:
     assert started["state"] == "BUILDING"
     assert [e["seq"] for e in started["log"]] == [1, 2, 3]
     pid = project["id"]
-    assert project["name"] == [a for a in project["apps"] if a["id"] == pid][0]["name"]
+    assert project["name"] == next(a for a in project["apps"] if a["id"] == pid)["name"]
 
     listed: Any = stack.cli_json("projects")
     assert pid in [p["id"] for p in listed["projects"]]
@@ -99,11 +102,20 @@ def test_an_unreachable_github_repo_fails_the_project_clearly(stack: Stack, tmp_
     assert shown["state"] == "FAILED" and "cannot reach" in shown["state_reason"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"training_configuration": {"training_rounds": 0}}, "training_configuration.training_rounds"),
-    ({"ml_repo_url": "https://example.com/a/b"}, "ml_repo_url: must be a GitHub repository URL"),
-    ({"customerId": "Admin"}, "customerId: unknown field; did you mean 'customerID'?"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"training_configuration": {"training_rounds": 0}},
+            "training_configuration.training_rounds",
+        ),
+        (
+            {"ml_repo_url": "https://example.com/a/b"},
+            "ml_repo_url: must be a GitHub repository URL",
+        ),
+        ({"customerId": "Admin"}, "customerId: unknown field; did you mean 'customerID'?"),
+    ],
+)
 def test_a_bad_sla_exits_2_naming_file_and_field_and_sends_nothing(
     stack: Stack, tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
@@ -139,12 +151,22 @@ def test_no_manager_answering_is_a_clear_error(stack: Stack, tmp_path: Path) -> 
     lonely = BrokerProcess(tmp_path / "lonely")
     lonely.start()
     try:
-        done = stack.cli("project", "--project-sla-file-name", "mnist_sklearn_small",
-                         "--broker", f"127.0.0.1:{lonely.port}", "--timeout", "1")
+        done = stack.cli(
+            "project",
+            "--project-sla-file-name",
+            "mnist_sklearn_small",
+            "--broker",
+            f"127.0.0.1:{lonely.port}",
+            "--timeout",
+            "1",
+        )
     finally:
         lonely.stop()
     assert done.returncode == 1
-    assert f"no answer from the FLOps manager within 1s via the broker at mqtt://127.0.0.1:{lonely.port}" in done.stderr
+    assert (
+        f"no answer from the FLOps manager within 1s via the broker at mqtt://127.0.0.1:{lonely.port}"
+        in done.stderr
+    )
     assert "flops up" in done.stderr
 
 

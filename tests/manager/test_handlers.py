@@ -17,7 +17,7 @@ from broker.messages import (
 )
 from core.errors import DeployError
 from manager import handlers
-from manager.handlers import Deps, Refused
+from manager.handlers import Deps, RefusedError
 from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec
 from slas import bundled_dir
@@ -55,8 +55,9 @@ async def deps(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def request(rid: str = "req-00000001", **sla: Any) -> CreateProject:
-    return CreateProject(request_id=rid, reply_to="cli-1", sla={**SLA, **sla},
-                         sla_name="mnist_sklearn_small.json")
+    return CreateProject(
+        request_id=rid, reply_to="cli-1", sla={**SLA, **sla}, sla_name="mnist_sklearn_small.json"
+    )
 
 
 async def test_a_project_gets_observatory_project_app_and_running_observer(deps: Deps) -> None:
@@ -92,32 +93,39 @@ async def test_a_repeated_request_id_returns_the_same_project(deps: Deps) -> Non
 
 
 async def test_concurrent_first_requests_make_one_observatory(deps: Deps) -> None:
-    await asyncio.gather(*(handlers.create_project("Admin", request(f"conc-{i:04d}"), deps)
-                           for i in range(8)))
-    apps = (await handlers.list_apps("Admin", ListApps(request_id="list-0001", reply_to="c"),
-                                     deps)).apps
+    await asyncio.gather(
+        *(handlers.create_project("Admin", request(f"conc-{i:04d}"), deps) for i in range(8))
+    )
+    apps = (
+        await handlers.list_apps("Admin", ListApps(request_id="list-0001", reply_to="c"), deps)
+    ).apps
     assert [a.name for a in apps].count("observatory") == 1
     assert next(a for a in apps if a.name == "observatory").services == 8
 
 
 async def test_invalid_sla_is_refused_and_creates_nothing(deps: Deps) -> None:
-    with pytest.raises(Refused) as caught:
-        await handlers.create_project("Admin", request(training_configuration={
-            "min_available_clients": 1, "min_fit_clients": 2}), deps)
+    with pytest.raises(RefusedError) as caught:
+        await handlers.create_project(
+            "Admin",
+            request(training_configuration={"min_available_clients": 1, "min_fit_clients": 2}),
+            deps,
+        )
     assert caught.value.code == "invalid_sla"
     assert any("min_fit_clients" in d for d in caught.value.details)
     assert await deps.store.apps("Admin") == []
 
 
 async def test_customer_id_must_be_the_topic_user(deps: Deps) -> None:
-    with pytest.raises(Refused, match="customerID 'Admin' is not the requesting user 'mallory'"):
+    with pytest.raises(
+        RefusedError, match="customerID 'Admin' is not the requesting user 'mallory'"
+    ):
         await handlers.create_project("mallory", request(), deps)
     assert await deps.store.apps("mallory") == []
 
 
 async def test_a_failed_observer_deploy_leaves_nothing_behind(deps: Deps) -> None:
     deps.runtime = RecordingRuntime(fail_kind="observer")
-    with pytest.raises(Refused, match="could not be deployed"):
+    with pytest.raises(RefusedError, match="could not be deployed"):
         await handlers.create_project("Admin", request(), deps)
     assert await deps.store.apps("Admin") == []
     assert await deps.store.services("Admin") == []
@@ -138,15 +146,20 @@ async def test_state_events_move_the_project_and_illegal_moves_are_ignored(deps:
     await handlers.apply_event("Admin", view.id, building, deps)
     starting = Event(project_id=view.id, source="b", text="x", state=ProjectState.STARTING)
     await handlers.apply_event("Admin", view.id, starting, deps)
-    await handlers.apply_event("other", view.id, Event(
-        project_id=view.id, source="b", text="x", state=ProjectState.FAILED), deps)
+    await handlers.apply_event(
+        "other",
+        view.id,
+        Event(project_id=view.id, source="b", text="x", state=ProjectState.FAILED),
+        deps,
+    )
     after = await deps.store.project(view.id)
     assert after is not None and after.state is ProjectState.BUILDING
 
 
 async def test_another_users_project_is_not_found(deps: Deps) -> None:
     view = await handlers.create_project("Admin", request(), deps)
-    with pytest.raises(Refused) as caught:
-        await handlers.show_project("eve", ShowProject(request_id="show-0001", reply_to="c",
-                                                       project_id=view.id), deps)
+    with pytest.raises(RefusedError) as caught:
+        await handlers.show_project(
+            "eve", ShowProject(request_id="show-0001", reply_to="c", project_id=view.id), deps
+        )
     assert caught.value.code == "not_found"

@@ -26,7 +26,7 @@ def test_a_path_works(tmp_path: Path) -> None:
 
 
 def test_unknown_names_list_what_exists(tmp_path: Path) -> None:
-    with pytest.raises(SLAError, match="no SLA named 'nope.json'.*mnist_sklearn_small.json"):
+    with pytest.raises(SLAError, match=r"no SLA named 'nope\.json'.*mnist_sklearn_small\.json"):
         resolve_sla("nope", tmp_path)
     with pytest.raises(SLAError, match="does not exist"):
         resolve_sla("./missing/x.json", tmp_path)
