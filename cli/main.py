@@ -247,10 +247,18 @@ def slas(**flags: Any) -> None:
     default=None,
     help="Port of the external broker, or of the embedded one (default: a free port).",
 )
+@OUTPUT
 def up(
-    detach: bool, broker_kind: str | None, broker_host: str | None, broker_port: int | None
+    detach: bool,
+    broker_kind: str | None,
+    broker_host: str | None,
+    broker_port: int | None,
+    output: str | None,
 ) -> None:
-    """Start the embedded FLOps stack: broker, manager, local runtime."""
+    """Start the embedded FLOps stack: broker, manager, local runtime.
+
+    In the foreground it runs until Ctrl-C or SIGTERM, then drains and exits.
+    """
     from cli import stackctl  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
     from stack.settings import StackSettings  # noqa: PLC0415
@@ -266,10 +274,11 @@ def up(
             section="stack",
         )
         if detach:
-            return stackctl.up_detached(settings, _up_args(broker_kind, broker_host, broker_port))
+            args = _up_args(broker_kind, broker_host, broker_port)
+            return stackctl.up_detached(settings, args, json_out=output == "json")
         return stackctl.up_foreground(settings)
 
-    _finish(run, json_out=False)
+    _finish(run, json_out=output == "json")
 
 
 def _up_args(kind: str | None, host: str | None, port: int | None) -> list[str]:
@@ -281,13 +290,18 @@ def _up_args(kind: str | None, host: str | None, port: int | None) -> list[str]:
 
 
 @flops.command()
-def down() -> None:
+@OUTPUT
+def down(output: str | None) -> None:
     """Stop the FLOps stack started with `flops up --detach`."""
     from cli import stackctl  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
     from stack.settings import StackSettings  # noqa: PLC0415
 
-    _finish(lambda: stackctl.down(load_settings(StackSettings, section="stack").data_dir), False)
+    json_out = output == "json"
+    _finish(
+        lambda: stackctl.down(load_settings(StackSettings, section="stack").data_dir, json_out),
+        json_out,
+    )
 
 
 # ------------------------------------------------------------------ the oak-cli compatible tree

@@ -181,17 +181,28 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
     )
 
 
+async def _query(settings: CliSettings, op: topics.Op, result: type[M], **fields: str) -> M:
+    """Ask the manager one read-only question as the configured user."""
+    model = REQUEST_OF[op]
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        request = model.model_validate(
+            {"request_id": new_request_id(), "reply_to": sess.client_id, **fields}
+        )
+        return await _ask(sess, op, request, result, settings.timeout)
+
+
+REQUEST_OF: dict[topics.Op, type[Request]] = {
+    topics.Op.LIST_PROJECTS: ListProjects,
+    topics.Op.SHOW_PROJECT: ShowProject,
+    topics.Op.LIST_APPS: ListApps,
+    topics.Op.LIST_SERVICES: ListServices,
+}
+
+
 async def list_projects(settings: CliSettings) -> int:
     """``flops projects``."""
     out = Out(settings)
-    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
-        result: ProjectList = await _ask(
-            sess,
-            topics.Op.LIST_PROJECTS,
-            ListProjects(request_id=new_request_id(), reply_to=sess.client_id),
-            ProjectList,
-            settings.timeout,
-        )
+    result = await _query(settings, topics.Op.LIST_PROJECTS, ProjectList)
     out.line(render.projects_table(result.projects) if result.projects else "No projects.")
     out.doc(_dump(result))
     return 0
@@ -200,16 +211,7 @@ async def list_projects(settings: CliSettings) -> int:
 async def show_project(settings: CliSettings, project_id: str) -> int:
     """``flops status ID``."""
     out = Out(settings)
-    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
-        project: ProjectView = await _ask(
-            sess,
-            topics.Op.SHOW_PROJECT,
-            ShowProject(
-                request_id=new_request_id(), reply_to=sess.client_id, project_id=project_id
-            ),
-            ProjectView,
-            settings.timeout,
-        )
+    project = await _query(settings, topics.Op.SHOW_PROJECT, ProjectView, project_id=project_id)
     out.line(render.project_summary(project))
     out.line(render.apps_table(project.apps))
     out.line(render.services_table(project.services))
@@ -220,14 +222,7 @@ async def show_project(settings: CliSettings, project_id: str) -> int:
 async def list_apps(settings: CliSettings) -> int:
     """``flops apps`` / ``oak a s``."""
     out = Out(settings)
-    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
-        result: AppList = await _ask(
-            sess,
-            topics.Op.LIST_APPS,
-            ListApps(request_id=new_request_id(), reply_to=sess.client_id),
-            AppList,
-            settings.timeout,
-        )
+    result = await _query(settings, topics.Op.LIST_APPS, AppList)
     out.line(render.apps_table(result.apps))
     out.doc(_dump(result))
     return 0
@@ -236,14 +231,7 @@ async def list_apps(settings: CliSettings) -> int:
 async def list_services(settings: CliSettings) -> int:
     """``flops services`` / ``oak s s``."""
     out = Out(settings)
-    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
-        result: ServiceList = await _ask(
-            sess,
-            topics.Op.LIST_SERVICES,
-            ListServices(request_id=new_request_id(), reply_to=sess.client_id),
-            ServiceList,
-            settings.timeout,
-        )
+    result = await _query(settings, topics.Op.LIST_SERVICES, ServiceList)
     out.line(render.services_table(result.services))
     out.doc(_dump(result))
     return 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -56,13 +58,25 @@ def up_foreground(settings: StackSettings) -> int:
     return 0
 
 
-def up_detached(settings: StackSettings, argv: list[str], wait: float = 30.0) -> int:
+def _report(text: str, data: dict[str, object], json_out: bool) -> None:
+    click.echo(json.dumps(data, indent=2) if json_out else text)
+
+
+def _card_doc(card: StackCard, state: str) -> dict[str, object]:
+    return {"state": state, **asdict(card)}
+
+
+def up_detached(
+    settings: StackSettings, argv: list[str], json_out: bool = False, wait: float = 30.0
+) -> int:
     """Start ``flops up`` in the background, wait until it is ready, print where it is."""
     card = read_card(settings.data_dir)
     if card is not None:
-        click.echo(
+        _report(
             f"FLOps stack already running (pid {card.pid}, broker "
-            f"mqtt://{card.broker_host}:{card.broker_port})."
+            f"mqtt://{card.broker_host}:{card.broker_port}).",
+            _card_doc(card, "already running"),
+            json_out,
         )
         return 0
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -83,9 +97,11 @@ def up_detached(settings: StackSettings, argv: list[str], wait: float = 30.0) ->
     while time.monotonic() < deadline:
         card = read_card(settings.data_dir)
         if card is not None and card.pid == proc.pid:
-            click.echo(
+            _report(
                 f"FLOps stack running: broker mqtt://{card.broker_host}:{card.broker_port}"
-                f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`."
+                f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`.",
+                _card_doc(card, "running"),
+                json_out,
             )
             return 0
         if proc.poll() is not None:
@@ -96,17 +112,17 @@ def up_detached(settings: StackSettings, argv: list[str], wait: float = 30.0) ->
     return 1
 
 
-def down(data_dir: Path, wait: float = 30.0) -> int:
+def down(data_dir: Path, json_out: bool = False, wait: float = 30.0) -> int:
     """Stop the detached stack with SIGTERM (it drains) and wait for it to exit."""
     card = read_card(data_dir)
     if card is None:
-        click.echo("No FLOps stack is running.")
+        _report("No FLOps stack is running.", {"state": "not running"}, json_out)
         return 0
     os.kill(card.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if not pid_alive(card.pid) or _is_zombie(card.pid):
-            click.echo(f"FLOps stack stopped (pid {card.pid}).")
+            _report(f"FLOps stack stopped (pid {card.pid}).", _card_doc(card, "stopped"), json_out)
             return 0
         time.sleep(0.1)
     click.echo(f"The stack (pid {card.pid}) did not stop within {wait:g}s.", err=True)

@@ -23,6 +23,7 @@ from broker.messages import (
 )
 from core import ids
 from core.errors import StoreError
+from core.sqlite import open_db
 from manager.store import TRANSITIONS, NewProject, ServiceSpec
 
 SCHEMA = """
@@ -60,17 +61,7 @@ class SqliteStore:
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
         """Open (and create) the database at ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the manager database {path}: {exc}") from exc
+        db = await open_db(path, SCHEMA, "manager")
         return cls(db)
 
     async def close(self) -> None:

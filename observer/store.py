@@ -15,6 +15,7 @@ import aiosqlite
 
 from broker.messages import Event, Level, LogEntry, ProjectState
 from core.errors import StoreError
+from core.sqlite import open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -38,14 +39,7 @@ class LogStore:
     @classmethod
     async def open(cls, path: Path) -> LogStore:
         """Open (and create) the log database at ``path``."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the observer database {path}: {exc}") from exc
+        db = await open_db(path, SCHEMA, "observer")
         return cls(db)
 
     async def close(self) -> None:
