@@ -32,11 +32,17 @@ class ProjectState(StrEnum):
     STARTING = "STARTING"
     BUILDING = "BUILDING"
     FAILED = "FAILED"
+    STOPPED = "STOPPED"
 
     @property
     def resting(self) -> bool:
         """Whether the project stays in this state without further automatic steps now."""
-        return self in (ProjectState.BUILDING, ProjectState.FAILED)
+        return self is not ProjectState.STARTING
+
+    @property
+    def final(self) -> bool:
+        """Whether the project can never change state again."""
+        return self in (ProjectState.FAILED, ProjectState.STOPPED)
 
 
 class InstanceStatus(StrEnum):
@@ -85,6 +91,18 @@ class ListProjects(Request):
 
 class ShowProject(Request):
     """Show one project with its applications and services."""
+
+    project_id: str = Id
+
+
+class StopProject(Request):
+    """Stop a project: undeploy its project services; its log stays readable."""
+
+    project_id: str = Id
+
+
+class DeleteProject(Request):
+    """Delete a project and everything it created, its observer and log included."""
 
     project_id: str = Id
 
@@ -200,6 +218,21 @@ class Event(Message):
     level: Level = Level.INFO
     text: str = Field(min_length=1, max_length=4096)
     state: ProjectState | None = None
+
+
+class Heartbeat(Message):
+    """A running service's sign of life; a silent service fails its project at a deadline."""
+
+    source: str = Field(min_length=1, max_length=64)
+    ts: float = Field(default_factory=time.time)
+
+
+class Deleted(Message):
+    """Result of ``delete_project``."""
+
+    project_id: str
+    removed_apps: list[str]
+    removed_services: list[str]
 
 
 class LogEntry(Message):

@@ -1,16 +1,21 @@
 """Short-lived client side: ask and wait for the answer, or follow a topic.
 
 Used by the CLI. A clean session with a random client id; the reply topic is subscribed
-before the request is published, so no answer can be missed.
+before anything is published, so no answer can be missed. A request without an answer is
+published again with the same request id (the manager answers a repeat with the original
+answer and does nothing twice), and a lost connection is re-established, subscriptions
+included, until the request's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import aiomqtt
 from pydantic import BaseModel
@@ -21,43 +26,70 @@ from broker.messages import ErrorBody, Reply, Request
 from core.errors import BrokerError, RemoteError, RequestTimeoutError
 
 M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
+FIRST_RETRY = 1.0
 
 
 class Session:
     """One client connection of a CLI invocation, with its reply inbox."""
 
-    def __init__(
-        self, client: aiomqtt.Client, address: BrokerAddress, user: str, client_id: str
-    ) -> None:
-        self.client = client
+    def __init__(self, address: BrokerAddress, user: str, timeout: float) -> None:
         self.address = address
         self.user = user
-        self.client_id = client_id
+        self.timeout = timeout
+        self.client_id = "cli-" + uuid.uuid4().hex[:16]
+        self.on_retry: Callable[[int], None] | None = None
+        self._client: aiomqtt.Client | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._topics = [str(topics.reply(user, self.client_id))]
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, asyncio.Queue[bytes]] = {}
 
+    async def connect(self) -> None:
+        """Connect (again) and subscribe to every topic this session follows."""
+        await self.close()
+        client = make_client(self.address, self.client_id, persistent=False, timeout=self.timeout)
+        try:
+            await client.__aenter__()
+            for topic in self._topics:
+                await client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"cannot reach the MQTT broker at {self.address}: {exc}") from exc
+        self._client = client
+        self._lost.clear()
+        self._pump = asyncio.create_task(self._run_pump(client))
+
+    async def close(self) -> None:
+        """Stop pumping and disconnect."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        if self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.__aexit__(None, None, None)
+            self._client = None
+
     async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes]:
-        """Subscribe to ``topic``; its payloads arrive on the returned queue."""
+        """Subscribe to ``topic`` (again after reconnects); payloads arrive on the queue."""
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._streams[str(topic)] = queue
-        await self.client.subscribe(str(topic), qos=1)
+        self._topics.append(str(topic))
+        if self._client is not None:
+            await self._client.subscribe(str(topic), qos=1)
         return queue
 
     async def request(
         self, topic: topics.Topic, message: Request, result: type[M], timeout: float
     ) -> M:
-        """Publish ``message`` on ``topic``, wait for the matching reply, return its result."""
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        """Publish ``message`` on ``topic`` until the matching reply arrives; return its result."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        future: asyncio.Future[Reply] = loop.create_future()
         self._waiting[message.request_id] = future
         try:
-            await self.client.publish(str(topic), codec.encode(message), qos=1)
-            reply = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"no answer on {topic} within {timeout:g}s from the broker at {self.address}"
-            ) from None
-        except aiomqtt.MqttError as exc:
-            raise BrokerError(f"lost the broker at {self.address}: {exc}") from exc
+            reply = await self._until_answered(topic, message, future, deadline)
         finally:
             self._waiting.pop(message.request_id, None)
         if not reply.ok or reply.result is None:
@@ -65,46 +97,84 @@ class Session:
             raise RemoteError(err.code, err.message, err.details)
         return result.model_validate(reply.result)
 
-    async def pump(self) -> None:
-        """Route incoming messages to waiting requests and subscribed queues until cancelled."""
+    async def _until_answered(
+        self, topic: topics.Topic, message: Request, future: asyncio.Future[Reply], deadline: float
+    ) -> Reply:
+        loop = asyncio.get_running_loop()
+        wait, attempt = FIRST_RETRY, 0
+        while True:
+            if self._lost.is_set() or self._client is None:
+                await self._reconnect(deadline)
+            if attempt and self.on_retry is not None:
+                self.on_retry(attempt)
+            client = self._client
+            if client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await client.publish(str(topic), codec.encode(message), qos=1)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise RequestTimeoutError(
+                    f"no answer on {topic} within {self.timeout:g}s from the broker at "
+                    f"{self.address}"
+                )
+            lost = asyncio.ensure_future(self._lost.wait())
+            waiters: set[asyncio.Future[Any]] = {future, lost}
+            try:
+                await asyncio.wait(
+                    waiters,
+                    timeout=min(wait, remaining),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                lost.cancel()
+            if future.done():
+                return future.result()
+            wait, attempt = wait * 2, attempt + 1
+
+    async def _reconnect(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        pause = 0.1
+        while True:
+            try:
+                await self.connect()
+            except BrokerError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            else:
+                return
+
+    async def _run_pump(self, client: aiomqtt.Client) -> None:
+        """Route incoming messages to waiting requests and subscribed queues."""
         try:
-            async for message in self.client.messages:
+            async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else b""
                 queue = self._streams.get(str(message.topic))
                 if queue is not None:
                     queue.put_nowait(payload)
                     continue
-                try:
-                    reply = codec.decode(Reply, payload)
-                except codec.MessageError:
-                    continue
-                future = self._waiting.get(reply.request_id)
-                if future is not None and not future.done():
-                    future.set_result(reply)
+                self._deliver(payload)
         except aiomqtt.MqttError as exc:
-            for future in self._waiting.values():
-                if not future.done():
-                    future.set_exception(BrokerError(f"lost the broker at {self.address}: {exc}"))
+            log.debug("lost the broker at %s: %s", self.address, exc)
+            self._lost.set()
+
+    def _deliver(self, payload: bytes) -> None:
+        try:
+            reply = codec.decode(Reply, payload)
+        except codec.MessageError:
+            return
+        future = self._waiting.get(reply.request_id)
+        if future is not None and not future.done():
+            future.set_result(reply)
 
 
 @asynccontextmanager
 async def session(address: BrokerAddress, user: str, timeout: float) -> AsyncIterator[Session]:
-    """Connect, subscribe to this client's reply topic, and pump messages while open."""
-    client_id = "cli-" + uuid.uuid4().hex[:16]
-    client = make_client(address, client_id, persistent=False, timeout=timeout)
+    """A connected ``Session``, closed on exit."""
+    sess = Session(address, user, timeout)
+    await sess.connect()
     try:
-        await client.__aenter__()
-    except aiomqtt.MqttError as exc:
-        raise BrokerError(f"cannot reach the MQTT broker at {address}: {exc}") from exc
-    try:
-        sess = Session(client, address, user, client_id)
-        await client.subscribe(str(topics.reply(user, client_id)), qos=1)
-        pump = asyncio.create_task(sess.pump())
-        try:
-            yield sess
-        finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+        yield sess
     finally:
-        with suppress(aiomqtt.MqttError):
-            await client.__aexit__(None, None, None)
+        await sess.close()

@@ -27,6 +27,7 @@ class Kind(StrEnum):
     EVENT = "event"  # users/<u>/projects/<p>/events        manager, services -> observer
     LOG = "log"  # users/<u>/projects/<p>/log               observer -> followers
     LOG_QUERY = "log_query"  # users/<u>/projects/<p>/log/query  followers -> observer
+    HEARTBEAT = "heartbeat"  # users/<u>/projects/<p>/heartbeat  services -> manager
 
 
 class Op(StrEnum):
@@ -37,6 +38,8 @@ class Op(StrEnum):
     SHOW_PROJECT = "show_project"
     LIST_APPS = "list_apps"
     LIST_SERVICES = "list_services"
+    STOP_PROJECT = "stop_project"
+    DELETE_PROJECT = "delete_project"
 
 
 def check_level(value: str, what: str) -> str:
@@ -74,11 +77,13 @@ class Topic:
                 return f"{base}/projects/{self.arg}/log"
             case Kind.LOG_QUERY:
                 return f"{base}/projects/{self.arg}/log/query"
+            case Kind.HEARTBEAT:
+                return f"{base}/projects/{self.arg}/heartbeat"
 
     @property
     def project_id(self) -> str:
         """The project id of a project-scoped topic."""
-        if self.kind not in (Kind.EVENT, Kind.LOG, Kind.LOG_QUERY):
+        if self.kind not in (Kind.EVENT, Kind.LOG, Kind.LOG_QUERY, Kind.HEARTBEAT):
             raise TopicError(f"{self} is not a project topic")
         return self.arg
 
@@ -101,6 +106,8 @@ class Topic:
                     return cls(Kind.LOG, user, project)
                 case ["projects", project, "log", "query"]:
                     return cls(Kind.LOG_QUERY, user, project)
+                case ["projects", project, "heartbeat"]:
+                    return cls(Kind.HEARTBEAT, user, project)
         except ValueError as exc:
             raise TopicError(f"not a FLOps topic: {text!r}: {exc}") from exc
         raise TopicError(f"not a FLOps topic: {text!r}")
@@ -131,10 +138,16 @@ def log_query(user: str, project_id: str) -> Topic:
     return Topic(Kind.LOG_QUERY, user, project_id)
 
 
+def heartbeat(user: str, project_id: str) -> Topic:
+    """Topic on which a project's services say they are alive."""
+    return Topic(Kind.HEARTBEAT, user, project_id)
+
+
 # Subscription filters of the services (all users; a broker ACL narrows per user).
 ALL_REQUESTS = f"{ROOT}/{VERSION}/users/+/requests/+"
 ALL_EVENTS = f"{ROOT}/{VERSION}/users/+/projects/+/events"
 ALL_LOG_QUERIES = f"{ROOT}/{VERSION}/users/+/projects/+/log/query"
+ALL_HEARTBEATS = f"{ROOT}/{VERSION}/users/+/projects/+/heartbeat"
 
 
 def matches(topic_filter: str, topic: str) -> bool:

@@ -20,6 +20,7 @@ from broker.messages import Event, Level, ProjectState
 from slas.model import FILE_URL, GITHUB_URL
 
 Emit = Callable[[Event], Awaitable[None]]
+Beat = Callable[[], Awaitable[None]]
 
 
 class BuildFailedError(Exception):
@@ -33,6 +34,7 @@ class BuilderConfig(BaseModel):
     repo_url: str
     registry: str
     git_timeout: float = 30.0
+    heartbeat_interval: float = 15.0
 
 
 def _event_id(*parts: str) -> str:
@@ -78,9 +80,9 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
 
 
 async def run_builder(
-    service_id: str, name: str, project_id: str, config: BuilderConfig, emit: Emit
+    service_id: str, name: str, project_id: str, config: BuilderConfig, emit: Emit, beat: Beat
 ) -> None:
-    """Run the builder: report the build start, or the failure, then stay up."""
+    """Run the builder: report the build start, or the failure, then keep reporting alive."""
     try:
         image_name(config.registry, config.repo_url, "x")
         commit = await resolve_commit(config.repo_url, config.git_timeout)
@@ -106,5 +108,7 @@ async def run_builder(
             state=ProjectState.BUILDING,
         )
     )
-    # The image build is the next stage: until it exists the builder rests here.
-    await asyncio.Event().wait()
+    # The image build is the next stage: until it exists the builder rests here, alive.
+    while True:
+        await asyncio.sleep(config.heartbeat_interval)
+        await beat()

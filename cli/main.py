@@ -191,6 +191,41 @@ def services(**flags: Any) -> None:
     _call("list_services", flags)
 
 
+def _confirmed(question: str, yes: bool) -> bool:
+    """Ask before a destructive step; without a terminal, only ``--yes`` confirms."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        click.echo("Error: not confirmed; pass --yes to confirm without a terminal.", err=True)
+        sys.exit(2)
+    return click.confirm(question, default=False)
+
+
+YES = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+@flops.command()
+@click.argument("project_id")
+@YES
+@common
+def stop(project_id: str, yes: bool, **flags: Any) -> None:
+    """Stop a project: undeploy its services; its log stays readable."""
+    if not _confirmed(f"Stop project {project_id}?", yes):
+        sys.exit(1)
+    _call("stop_project", flags, project_id)
+
+
+@flops.command()
+@click.argument("project_id")
+@YES
+@common
+def delete(project_id: str, yes: bool, **flags: Any) -> None:
+    """Delete a project and everything it created, its observer and log included."""
+    if not _confirmed(f"Delete project {project_id} and its log?", yes):
+        sys.exit(1)
+    _call("delete_project", flags, project_id)
+
+
 @flops.command()
 @click.argument("project_id")
 @click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First entry to print.")
@@ -205,7 +240,8 @@ def services(**flags: Any) -> None:
 @click.option(
     "--until-rest",
     is_flag=True,
-    help="With --follow: stop when the project rests; exit 1 if it failed.",
+    help="With --follow: stop when the project rests; exit 0 if it runs on, 1 if it "
+    "failed, 3 if it was stopped.",
 )
 @common
 def log(

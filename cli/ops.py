@@ -20,6 +20,8 @@ from broker.link import BrokerAddress
 from broker.messages import (
     AppList,
     CreateProject,
+    Deleted,
+    DeleteProject,
     ListApps,
     ListProjects,
     ListServices,
@@ -30,6 +32,7 @@ from broker.messages import (
     Request,
     ServiceList,
     ShowProject,
+    StopProject,
     new_request_id,
 )
 from broker.requester import Session, session
@@ -117,6 +120,8 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         return 0
     user = settings.user or sla.customerID
     async with _connect(settings, user) as sess:
+        if not out.json:
+            sess.on_retry = _say_retrying
         request = CreateProject(
             request_id=new_request_id(),
             reply_to=sess.client_id,
@@ -159,7 +164,20 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
             "log": [_dump(e) for e in entries],
         }
     )
-    return 1 if state is ProjectState.FAILED else 0
+    return ended(state)
+
+
+def ended(state: ProjectState | None) -> int:
+    """Exit code for how a project rests: 0 running on (building), 1 failed, 3 stopped."""
+    if state is ProjectState.FAILED:
+        return 1
+    return 3 if state is ProjectState.STOPPED else 0
+
+
+def _say_retrying(attempt: int) -> None:
+    click.echo(
+        f"No answer yet; asking again with the same request id (retry {attempt}) ...", err=True
+    )
 
 
 def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
@@ -192,6 +210,8 @@ async def _query(settings: CliSettings, op: topics.Op, result: type[M], **fields
 
 
 REQUEST_OF: dict[topics.Op, type[Request]] = {
+    topics.Op.STOP_PROJECT: StopProject,
+    topics.Op.DELETE_PROJECT: DeleteProject,
     topics.Op.LIST_PROJECTS: ListProjects,
     topics.Op.SHOW_PROJECT: ShowProject,
     topics.Op.LIST_APPS: ListApps,
@@ -237,6 +257,31 @@ async def list_services(settings: CliSettings) -> int:
     return 0
 
 
+async def stop_project(settings: CliSettings, project_id: str) -> int:
+    """``flops stop ID``: undeploy the project's services; its log stays readable."""
+    out = Out(settings)
+    project = await _query(settings, topics.Op.STOP_PROJECT, ProjectView, project_id=project_id)
+    out.line(
+        f"Project {project.name} ({project.id}) is {project.state.value}: "
+        "its project services are undeployed; its log stays readable."
+    )
+    out.line(render.services_table(project.services))
+    out.doc(_dump(project))
+    return 0
+
+
+async def delete_project(settings: CliSettings, project_id: str) -> int:
+    """``flops delete ID``: remove the project and everything it created."""
+    out = Out(settings)
+    deleted = await _query(settings, topics.Op.DELETE_PROJECT, Deleted, project_id=project_id)
+    out.line(
+        f"Deleted project {deleted.project_id}: {len(deleted.removed_apps)} application(s) "
+        f"and {len(deleted.removed_services)} service(s) removed, its log included."
+    )
+    out.doc(_dump(deleted))
+    return 0
+
+
 async def show_log(
     settings: CliSettings,
     project_id: str,
@@ -270,7 +315,7 @@ async def show_log(
             "entries": [_dump(e) for e in entries],
         }
     )
-    return 1 if until_rest and state is ProjectState.FAILED else 0
+    return ended(state) if until_rest else 0
 
 
 def list_slas(settings: CliSettings) -> int:

@@ -22,5 +22,5 @@ class Runtime(Protocol):
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start the service (idempotent: a running service stays as it is); return its status."""
 
-    async def undeploy(self, service_id: str) -> None:
-        """Stop the service if it runs."""
+    async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
+        """Stop the service if it runs; with ``purge`` also remove what it keeps (a log)."""

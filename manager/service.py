@@ -6,6 +6,8 @@ identified, and a log line; nothing is created for them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,18 +18,21 @@ from broker import codec, topics
 from broker.link import Inbound, Link
 from broker.messages import (
     CreateProject,
+    DeleteProject,
     ErrorBody,
     Event,
+    Heartbeat,
     ListApps,
     ListProjects,
     ListServices,
     Reply,
     Request,
     ShowProject,
+    StopProject,
 )
 from core.errors import FlopsError
-from manager import handlers
-from manager.handlers import Deps, RefusedError
+from manager import handlers, lifecycle
+from manager.deps import Deps, RefusedError
 
 log = logging.getLogger(__name__)
 Op = topics.Op
@@ -39,7 +44,11 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
     Op.SHOW_PROJECT: (ShowProject, handlers.show_project),
     Op.LIST_APPS: (ListApps, handlers.list_apps),
     Op.LIST_SERVICES: (ListServices, handlers.list_services),
+    Op.STOP_PROJECT: (StopProject, lifecycle.stop_project),
+    Op.DELETE_PROJECT: (DeleteProject, lifecycle.delete_project),
 }
+# Requests whose answer is kept, so a repeated request id gets the same answer again.
+REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
 
 
 class ManagerService:
@@ -50,12 +59,25 @@ class ManagerService:
         self._deps = deps
         link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True)
         link.route(topics.ALL_EVENTS, self.on_event)
+        link.route(topics.ALL_HEARTBEATS, self.on_heartbeat)
 
     async def resume(self) -> None:
-        """Finish the starts that a previous run left unfinished."""
+        """Watch the services that run, and finish starts a previous run left unfinished."""
+        await lifecycle.watch_running(self._deps)
         for project_id in await self._deps.store.unfinished_projects():
             log.info("resuming the start of project %s", project_id)
             await handlers.advance(project_id, self._deps)
+
+    async def watchdog(self, stop: asyncio.Event) -> None:
+        """Check service deadlines a few times per deadline until ``stop`` is set."""
+        interval = max(0.1, self._deps.service_deadline / 8)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            try:
+                await lifecycle.check_deadlines(self._deps)
+            except FlopsError:
+                log.exception("watchdog check failed; trying again")
 
     async def on_request(self, inbound: Inbound) -> None:
         """Handle one request and answer it."""
@@ -72,70 +94,67 @@ class ManagerService:
             log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
             peek = codec.peek_reply_to(inbound.payload)
             if peek is not None:
-                await self._answer(
-                    topic.user,
-                    peek[1],
-                    peek[0],
-                    error=ErrorBody(code=exc.code, message=str(exc), details=exc.details),
+                error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
+                await self._send(
+                    topic.user, peek[1], Reply(request_id=peek[0], ok=False, error=error)
                 )
             return
-        try:
-            result = await handler(topic.user, request, self._deps)
-        except RefusedError as exc:
-            log.info("%s %s of %s refused: %s", op, request.request_id, topic.user, exc)
-            await self._answer(
-                topic.user,
-                request.reply_to,
-                request.request_id,
-                error=ErrorBody(code=exc.code, message=str(exc), details=exc.details),
-            )
-            return
-        except FlopsError as exc:
-            log.exception("%s %s of %s failed", op, request.request_id, topic.user)
-            await self._answer(
-                topic.user,
-                request.reply_to,
-                request.request_id,
-                error=ErrorBody(code="internal", message=str(exc)),
-            )
-            return
-        await self._answer(topic.user, request.reply_to, request.request_id, result=result)
-        if op is Op.CREATE_PROJECT:
-            project_id = getattr(result, "id", "")
+        reply = await self._handle(op, topic.user, request, handler)
+        await self._send(topic.user, request.reply_to, reply)
+        if op is Op.CREATE_PROJECT and reply.ok and reply.result is not None:
+            project_id = str(reply.result["id"])
             log.info(
                 "project %s started for %s (request %s)", project_id, topic.user, request.request_id
             )
             await handlers.advance(project_id, self._deps)
 
+    async def _handle(self, op: Op, user: str, request: Request, handler: Handler) -> Reply:
+        """Run the handler and turn its result or error into a reply (kept if asked)."""
+        if op in REMEMBERED:
+            kept = await self._deps.store.answer_for(user, request.request_id)
+            if kept is not None:
+                return Reply.model_validate(kept)
+        try:
+            result = await handler(user, request, self._deps)
+            reply = Reply(
+                request_id=request.request_id, ok=True, result=result.model_dump(mode="json")
+            )
+        except RefusedError as exc:
+            log.info("%s %s of %s refused: %s", op, request.request_id, user, exc)
+            error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
+            reply = Reply(request_id=request.request_id, ok=False, error=error)
+        except FlopsError as exc:
+            log.exception("%s %s of %s failed", op, request.request_id, user)
+            error = ErrorBody(code="internal", message=str(exc))
+            return Reply(request_id=request.request_id, ok=False, error=error)
+        if op in REMEMBERED:
+            await self._deps.store.remember_answer(
+                user, request.request_id, reply.model_dump(mode="json")
+            )
+        return reply
+
     async def on_event(self, inbound: Inbound) -> None:
-        """Apply project state changes that events report."""
-        if b'"state"' not in inbound.payload:
-            return  # most events change no state: skip decoding them twice
+        """Note who reported, and apply project state changes that events report."""
         try:
             topic = topics.Topic.parse(inbound.topic)
             event = codec.decode(Event, inbound.payload)
         except (topics.TopicError, codec.MessageError):
             return  # the observer logs these
-        await handlers.apply_event(topic.user, topic.project_id, event, self._deps)
+        await lifecycle.apply_event(topic.user, topic.project_id, event, self._deps)
 
-    async def _answer(
-        self,
-        user: str,
-        reply_to: str,
-        request_id: str,
-        *,
-        result: BaseModel | None = None,
-        error: ErrorBody | None = None,
-    ) -> None:
+    async def on_heartbeat(self, inbound: Inbound) -> None:
+        """Note a service's sign of life."""
+        try:
+            beat = codec.decode(Heartbeat, inbound.payload)
+        except codec.MessageError as exc:
+            log.warning("dropped heartbeat on %s: %s", inbound.topic, exc)
+            return
+        self._deps.liveness.heard(beat.source)
+
+    async def _send(self, user: str, reply_to: str, reply: Reply) -> None:
         try:
             topic = topics.reply(user, reply_to)
         except topics.TopicError:
-            log.warning("cannot answer %s: bad reply_to %r", request_id, reply_to)
+            log.warning("cannot answer %s: bad reply_to %r", reply.request_id, reply_to)
             return
-        reply = Reply(
-            request_id=request_id,
-            ok=error is None,
-            error=error,
-            result=result.model_dump(mode="json") if result is not None else None,
-        )
         await self._link.publish(topic, codec.encode(reply))

@@ -40,6 +40,9 @@ CREATE TABLE IF NOT EXISTS services (
     app_id TEXT NOT NULL REFERENCES applications(id), project_id TEXT NOT NULL,
     user TEXT NOT NULL, status TEXT NOT NULL, config TEXT NOT NULL, created_at REAL NOT NULL,
     UNIQUE (app_id, name));
+CREATE TABLE IF NOT EXISTS answers (
+    user TEXT NOT NULL, request_id TEXT NOT NULL, answer TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (user, request_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS services_by_user ON services(user);
 CREATE INDEX IF NOT EXISTS services_by_project ON services(project_id);
 """
@@ -236,6 +239,22 @@ class SqliteStore:
                 (state.value, reason, time.time(), project_id),
             )
             return True
+
+    async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
+        """See ``Store.remember_answer``."""
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO answers VALUES (?,?,?,?)",
+                (user, request_id, json.dumps(answer), time.time()),
+            )
+
+    async def answer_for(self, user: str, request_id: str) -> dict[str, Any] | None:
+        """See ``Store.answer_for``."""
+        rows = await self._rows(
+            "SELECT answer FROM answers WHERE user=? AND request_id=?", (user, request_id)
+        )
+        answer: dict[str, Any] | None = json.loads(rows[0][0]) if rows else None
+        return answer
 
     async def set_step(self, project_id: str, step: int) -> None:
         """See ``Store.set_step``."""

@@ -36,9 +36,10 @@ class NewProject:
 
 # Allowed project state changes; anything else is refused.
 TRANSITIONS: dict[ProjectState, set[ProjectState]] = {
-    ProjectState.STARTING: {ProjectState.BUILDING, ProjectState.FAILED},
-    ProjectState.BUILDING: {ProjectState.FAILED},
+    ProjectState.STARTING: {ProjectState.BUILDING, ProjectState.FAILED, ProjectState.STOPPED},
+    ProjectState.BUILDING: {ProjectState.FAILED, ProjectState.STOPPED},
     ProjectState.FAILED: set(),
+    ProjectState.STOPPED: set(),
 }
 
 # How far a project's start has got; start steps are idempotent and resume from here.
@@ -110,6 +111,12 @@ class Store(Protocol):
 
     async def unfinished_projects(self) -> list[str]:
         """Projects whose start did not finish (to resume after a restart)."""
+
+    async def answer_for(self, user: str, request_id: str) -> dict[str, Any] | None:
+        """The answer already given to a request id, if any (for exactly-once effects)."""
+
+    async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
+        """Keep the answer to a request id, so a repeated request gets the same one."""
 
     async def close(self) -> None:
         """Release the store."""

@@ -74,10 +74,10 @@ class ObserverHost:
         self._queue.put_nowait(_Pending(hosted.user, event, lambda: stored.set_result(None)))
         await stored
 
-    async def undeploy(self, project_id: str) -> None:
-        """Stop observing a project; its log stays readable."""
-        if self._hosted.pop(project_id, None) is not None:
-            await self._store.unregister(project_id)
+    async def undeploy(self, project_id: str, *, purge: bool = False) -> None:
+        """Stop observing a project; its log stays readable unless ``purge``."""
+        self._hosted.pop(project_id, None)
+        await self._store.unregister(project_id, purge=purge)
 
     async def on_event(self, inbound: Inbound) -> None:
         """Queue an event of a hosted project; its ack waits for the durable write."""
@@ -112,8 +112,10 @@ class ObserverHost:
             await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
+        # Events of a project undeployed meanwhile are dropped (and acknowledged).
+        events = [p.event for p in batch if p.event.project_id in self._hosted]
         try:
-            entries = await self._store.append([p.event for p in batch])
+            entries = await self._store.append(events)
         except StoreError:
             # Not acknowledged: the broker delivers these events again after a restart.
             log.exception("could not store %d events", len(batch))

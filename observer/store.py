@@ -6,6 +6,7 @@ id is already in the log is not stored again, so redelivery and repeated steps a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ class LogStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
         self._last: dict[str, int] = {}
+        self._write_lock = asyncio.Lock()  # one write transaction at a time on the connection
 
     @classmethod
     async def open(cls, path: Path) -> LogStore:
@@ -53,9 +55,21 @@ class LogStore:
             (project_id, user, service_id, name),
         )
 
-    async def unregister(self, project_id: str) -> None:
-        """Mark the observer of ``project_id`` stopped (its log and owner stay)."""
-        await self._exec("UPDATE observers SET active=0 WHERE project_id=?", (project_id,))
+    async def unregister(self, project_id: str, *, purge: bool = False) -> None:
+        """Mark the observer of ``project_id`` stopped; with ``purge`` remove it and its log."""
+        if not purge:
+            await self._exec("UPDATE observers SET active=0 WHERE project_id=?", (project_id,))
+            return
+        async with self._write_lock:
+            try:
+                await self._db.execute("BEGIN")
+                await self._db.execute("DELETE FROM entries WHERE project_id=?", (project_id,))
+                await self._db.execute("DELETE FROM observers WHERE project_id=?", (project_id,))
+                await self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback()
+                raise StoreError(f"observer database: {exc}") from exc
+            self._last.pop(project_id, None)
 
     async def owner(self, project_id: str) -> str | None:
         """The user whose project ``project_id`` is, if this host ever observed it."""
@@ -71,25 +85,18 @@ class LogStore:
 
     async def append(self, events: Sequence[Event]) -> list[LogEntry]:
         """Store new events in one transaction; return the entries made, in order."""
-        fresh = await self._without_known(events)
-        entries: list[LogEntry] = []
-        for event in fresh:
-            seq = await self._last_seq(event.project_id) + 1
-            self._last[event.project_id] = seq
-            entries.append(
-                LogEntry(
-                    seq=seq,
-                    event_id=event.event_id,
-                    project_id=event.project_id,
-                    ts=event.ts,
-                    source=event.source,
-                    level=event.level,
-                    text=event.text,
-                    state=event.state,
-                )
-            )
-        if not entries:
-            return []
+        async with self._write_lock:
+            fresh = await self._without_known(events)
+            entries: list[LogEntry] = []
+            for event in fresh:
+                seq = await self._last_seq(event.project_id) + 1
+                self._last[event.project_id] = seq
+                entries.append(LogEntry(seq=seq, **event.model_dump(exclude={"v"})))
+            if entries:
+                await self._insert(entries)
+            return entries
+
+    async def _insert(self, entries: list[LogEntry]) -> None:
         rows = [
             (
                 e.project_id,
@@ -114,7 +121,6 @@ class LogStore:
             self._last.clear()  # re-read from disk: the batch did not land
             await self._rollback()
             raise StoreError(f"observer database: {exc}") from exc
-        return entries
 
     async def _without_known(self, events: Sequence[Event]) -> list[Event]:
         seen: set[tuple[str, str]] = set()

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from broker import codec, topics
 from broker.link import BrokerAddress, Link
-from broker.messages import Event, InstanceStatus
+from broker.messages import Event, Heartbeat, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
-from manager.handlers import Deps, stable_event_id
+from manager.deps import Deps, stable_event_id
 from manager.service import ManagerService
 from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec
@@ -71,9 +71,17 @@ async def _run_services(
         await store.set_instance_status(spec.id, status)
 
     observers = ObserverHost(link, logs, lambda sid: stable_event_id(sid, "started"))
-    runtime = LocalRuntime(observers, emit, on_status)
+
+    async def beat(spec: ServiceSpec) -> None:
+        beat = Heartbeat(source=spec.name)
+        await link.publish(topics.heartbeat(spec.user, spec.project_id), codec.encode(beat), qos=0)
+
+    runtime = LocalRuntime(observers, emit, beat, on_status)
     manager = ManagerService(
-        link, Deps(store, runtime, emit, settings.registry, settings.git_timeout)
+        link,
+        Deps(
+            store, runtime, emit, settings.registry, settings.git_timeout, settings.service_deadline
+        ),
     )
     try:
         async with asyncio.TaskGroup() as tasks:
@@ -84,6 +92,7 @@ async def _run_services(
             link_task = tasks.create_task(link.run(stop))
             await link.wait_connected(15.0)
             await manager.resume()
+            tasks.create_task(manager.watchdog(stop))
             card = StackCard(
                 os.getpid(),
                 address.host,

@@ -19,14 +19,18 @@ from observer.host import Hosted, ObserverHost
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, Event], Awaitable[None]]  # (user, event)
+Beat = Callable[[ServiceSpec], Awaitable[None]]
 
 
 class LocalRuntime:
     """Implements ``manager.deploy.Runtime`` on this machine."""
 
-    def __init__(self, observers: ObserverHost, emit: Emit, on_status: StatusSink) -> None:
+    def __init__(
+        self, observers: ObserverHost, emit: Emit, beat: Beat, on_status: StatusSink
+    ) -> None:
         self._observers = observers
         self._emit = emit
+        self._beat = beat
         self._on_status = on_status
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -48,9 +52,12 @@ class LocalRuntime:
             return InstanceStatus.RUNNING
         raise DeployError(f"the local runtime cannot run services of kind {spec.kind!r}")
 
-    async def undeploy(self, service_id: str) -> None:
-        """Stop a builder task (observers are stopped through the project)."""
-        task = self._tasks.pop(service_id, None)
+    async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
+        """Stop a service; an observer's log is removed only with ``purge``."""
+        if spec.kind == "observer":
+            await self._observers.undeploy(spec.project_id, purge=purge)
+            return
+        task = self._tasks.pop(spec.id, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -59,8 +66,11 @@ class LocalRuntime:
         async def emit(event: Event) -> None:
             await self._emit(spec.user, event)
 
+        async def beat() -> None:
+            await self._beat(spec)
+
         try:
-            await run_builder(spec.id, spec.name, spec.project_id, config, emit)
+            await run_builder(spec.id, spec.name, spec.project_id, config, emit, beat)
         except BuildFailedError:
             status = InstanceStatus.FAILED
         except Exception:
@@ -68,6 +78,7 @@ class LocalRuntime:
             status = InstanceStatus.FAILED
         else:
             status = InstanceStatus.COMPLETED
+        self._tasks.pop(spec.id, None)
         await self._on_status(spec, status)
 
     async def stop(self) -> None:

@@ -21,5 +21,6 @@ class StackSettings(BaseModel):
     broker_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port for the embedded broker
     registry: str = "localhost:5073"
     git_timeout: float = Field(default=30.0, gt=0)
+    service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -10,13 +10,17 @@ from tests.conftest import head_of
 P = "c" * 24
 
 
+async def nothing() -> None:
+    pass
+
+
 async def run(config: BuilderConfig) -> list[Event]:
     events: list[Event] = []
 
     async def emit(e: Event) -> None:
         events.append(e)
 
-    task = asyncio.create_task(run_builder("s" * 24, "builderX", P, config, emit))
+    task = asyncio.create_task(run_builder("s" * 24, "builderX", P, config, emit, nothing))
     try:
         await asyncio.wait_for(asyncio.shield(task), 5)
     except TimeoutError:
@@ -38,7 +42,7 @@ async def test_a_reachable_repo_starts_the_build_of_the_base_image(git_repo: Pat
         done.set()
 
     cfg = BuilderConfig(repo_url=f"file://{git_repo}", registry="reg:5073")
-    task = asyncio.create_task(run_builder("s" * 24, "builderX", P, cfg, emit))
+    task = asyncio.create_task(run_builder("s" * 24, "builderX", P, cfg, emit, nothing))
     await asyncio.wait_for(done.wait(), 10)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

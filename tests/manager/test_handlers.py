@@ -16,8 +16,8 @@ from broker.messages import (
     ShowProject,
 )
 from core.errors import DeployError
-from manager import handlers
-from manager.handlers import Deps, RefusedError
+from manager import handlers, lifecycle
+from manager.deps import Deps, RefusedError
 from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec
 from slas import bundled_dir
@@ -28,6 +28,7 @@ SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").re
 class RecordingRuntime:
     def __init__(self, fail_kind: str = "") -> None:
         self.deployed: list[ServiceSpec] = []
+        self.undeployed: list[tuple[str, bool]] = []
         self.fail_kind = fail_kind
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
@@ -36,8 +37,8 @@ class RecordingRuntime:
         self.deployed.append(spec)
         return InstanceStatus.RUNNING
 
-    async def undeploy(self, service_id: str) -> None:
-        pass
+    async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
+        self.undeployed.append((spec.kind, purge))
 
 
 @pytest.fixture
@@ -143,10 +144,10 @@ async def test_a_failed_builder_deploy_fails_the_project_with_a_reason(deps: Dep
 async def test_state_events_move_the_project_and_illegal_moves_are_ignored(deps: Deps) -> None:
     view = await handlers.create_project("Admin", request(), deps)
     building = Event(project_id=view.id, source="b", text="x", state=ProjectState.BUILDING)
-    await handlers.apply_event("Admin", view.id, building, deps)
+    await lifecycle.apply_event("Admin", view.id, building, deps)
     starting = Event(project_id=view.id, source="b", text="x", state=ProjectState.STARTING)
-    await handlers.apply_event("Admin", view.id, starting, deps)
-    await handlers.apply_event(
+    await lifecycle.apply_event("Admin", view.id, starting, deps)
+    await lifecycle.apply_event(
         "other",
         view.id,
         Event(project_id=view.id, source="b", text="x", state=ProjectState.FAILED),

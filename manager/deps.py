@@ -1,0 +1,100 @@
+"""What the manager's handlers share: their dependencies, the refusal error, event ids."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from broker.messages import Event
+from core.errors import FlopsError
+from manager.deploy import Runtime
+from manager.store import Store
+
+MANAGER = "manager"
+
+
+class RefusedError(FlopsError):
+    """A request the manager will not carry out; ``code`` is stable for clients."""
+
+    def __init__(self, code: str, message: str, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or []
+
+
+class ProjectLocks:
+    """One lock per project, so a stop or delete never interleaves with a start step."""
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._users: defaultdict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def hold(self, project_id: str) -> AsyncIterator[None]:
+        """Hold the project's lock; the lock is forgotten when nobody holds or waits."""
+        self._users[project_id] += 1
+        try:
+            async with self._locks[project_id]:
+                yield
+        finally:
+            self._users[project_id] -= 1
+            if not self._users[project_id]:
+                del self._users[project_id], self._locks[project_id]
+
+
+@dataclass
+class Liveness:
+    """When each deployed service (by name) was deployed and last heard from."""
+
+    deployed: dict[str, float] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+
+    def deploy(self, name: str, now: float | None = None) -> None:
+        """A service was (re)deployed: its deadline starts now."""
+        self.deployed[name] = time.time() if now is None else now
+        self.seen.pop(name, None)
+
+    def heard(self, name: str, now: float | None = None) -> None:
+        """A service reported (an event or a heartbeat)."""
+        if name in self.deployed:
+            self.seen[name] = time.time() if now is None else now
+
+    def forget(self, name: str) -> None:
+        """A service is gone; stop watching it."""
+        self.deployed.pop(name, None)
+        self.seen.pop(name, None)
+
+    def overdue(self, name: str, deadline: float, now: float) -> str | None:
+        """Why ``name`` is overdue, or ``None`` if it is not (or not watched)."""
+        if name not in self.deployed:
+            return None
+        last = self.seen.get(name)
+        if last is None and now - self.deployed[name] > deadline:
+            return f"never reported within {deadline:g}s of its deployment"
+        if last is not None and now - last > deadline:
+            return f"stopped reporting: nothing for {now - last:.0f}s (deadline {deadline:g}s)"
+        return None
+
+
+@dataclass
+class Deps:
+    """What the handlers need: store, runtime, a way to emit events, and settings."""
+
+    store: Store
+    runtime: Runtime
+    emit: Callable[[str, Event], Awaitable[None]]  # (user, event)
+    registry: str = "localhost:5073"
+    git_timeout: float = 30.0
+    service_deadline: float = 60.0
+    locks: ProjectLocks = field(default_factory=ProjectLocks)
+    liveness: Liveness = field(default_factory=Liveness)
+
+
+def stable_event_id(*parts: str) -> str:
+    """A deterministic event id, so a repeated step emits an event the observer de-duplicates."""
+    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()

@@ -1,0 +1,151 @@
+"""The rest of a project's life: state events, stop, delete, failure and the watchdog.
+
+Callers hold the project's lock (``Deps.locks``) around anything that changes a project;
+``fail`` assumes it is held.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from broker.messages import (
+    Deleted,
+    DeleteProject,
+    Event,
+    InstanceStatus,
+    Level,
+    ProjectState,
+    ProjectView,
+    StopProject,
+)
+from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
+from manager.store import ServiceSpec
+
+log = logging.getLogger(__name__)
+
+
+async def own_project(user: str, project_id: str, deps: Deps) -> ProjectView:
+    """The user's project ``project_id``; another user's is reported as not found."""
+    view = await deps.store.project(project_id)
+    if view is None or view.user != user:
+        raise RefusedError("not_found", f"no project {project_id} for user {user!r}")
+    return view
+
+
+async def _undeploy(spec: ServiceSpec, deps: Deps, status: InstanceStatus, purge: bool) -> None:
+    deps.liveness.forget(spec.name)
+    await deps.runtime.undeploy(spec, purge=purge)
+    if not purge:
+        await deps.store.set_instance_status(spec.id, status)
+
+
+async def _project_services(project_id: str, deps: Deps) -> list[ServiceSpec]:
+    return [s for s in await deps.store.project_services(project_id) if s.kind != "observer"]
+
+
+async def fail(
+    view: ProjectView, reason: str, deps: Deps, culprit: ServiceSpec | None = None
+) -> None:
+    """Mark a project failed, stop its project services, and tell its observer why."""
+    if not await deps.store.set_state(view.id, ProjectState.FAILED, reason):
+        return
+    for spec in await _project_services(view.id, deps):
+        failed = culprit is not None and spec.id == culprit.id
+        await _undeploy(
+            spec, deps, InstanceStatus.FAILED if failed else InstanceStatus.UNDEPLOYED, purge=False
+        )
+    await deps.emit(
+        view.user,
+        Event(
+            event_id=stable_event_id(view.id, "failed"),
+            project_id=view.id,
+            source=MANAGER,
+            level=Level.ERROR,
+            text=f"Project failed: {reason}",
+            state=ProjectState.FAILED,
+        ),
+    )
+
+
+async def apply_event(user: str, project_id: str, event: Event, deps: Deps) -> None:
+    """Note that the event's source reported, and apply the project state it reports.
+
+    Only for the user's own project, and only along an allowed transition.
+    """
+    deps.liveness.heard(event.source)
+    if event.state is None or event.project_id != project_id:
+        return
+    view = await deps.store.project(project_id)
+    if view is None or view.user != user:
+        log.warning("state event for unknown project %s of %s dropped", project_id, user)
+        return
+    if view.state is not event.state and not await deps.store.set_state(
+        project_id, event.state, event.text
+    ):
+        log.warning("project %s: %s -> %s refused", project_id, view.state, event.state)
+
+
+async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:
+    """Undeploy the project's services (not its observer: the log stays readable)."""
+    view = await own_project(user, req.project_id, deps)
+    async with deps.locks.hold(view.id):
+        for spec in await _project_services(view.id, deps):
+            await _undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+        if await deps.store.set_state(view.id, ProjectState.STOPPED, f"stopped by {user}"):
+            await deps.emit(
+                user,
+                Event(
+                    event_id=stable_event_id(view.id, "stopped"),
+                    project_id=view.id,
+                    source=MANAGER,
+                    text=f"Project stopped by {user}; its services are undeployed",
+                    state=ProjectState.STOPPED,
+                ),
+            )
+    return await own_project(user, req.project_id, deps)
+
+
+async def delete_project(user: str, req: DeleteProject, deps: Deps) -> Deleted:
+    """Remove the project and everything it created, its observer and log included.
+
+    The user's observatory stays while other projects still use it.
+    """
+    view = await own_project(user, req.project_id, deps)
+    async with deps.locks.hold(view.id):
+        services = await deps.store.project_services(view.id)
+        for spec in services:
+            await _undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=True)
+        await deps.store.delete_project(view.id)
+    remaining = {a.id for a in await deps.store.apps(user)}
+    removed = [a.id for a in view.apps if a.id not in remaining]
+    return Deleted(
+        project_id=view.id, removed_apps=removed, removed_services=[s.id for s in services]
+    )
+
+
+async def watch_running(deps: Deps) -> None:
+    """After a restart: give every running project service a fresh deadline."""
+    now = time.time()
+    for spec in await deps.store.services_to_run():
+        if spec.kind != "observer":
+            deps.liveness.deploy(spec.name, now)
+
+
+async def check_deadlines(deps: Deps, now: float | None = None) -> int:
+    """Fail the projects of services that never reported or stopped reporting; count them."""
+    now = time.time() if now is None else now
+    failed = 0
+    for spec in await deps.store.services_to_run():
+        why = deps.liveness.overdue(spec.name, deps.service_deadline, now)
+        if spec.kind == "observer" or why is None:
+            continue
+        async with deps.locks.hold(spec.project_id):
+            view = await deps.store.project(spec.project_id)
+            if view is None or view.state.final:
+                deps.liveness.forget(spec.name)
+                continue
+            log.warning("project %s: service %s %s", view.id, spec.name, why)
+            await fail(view, f"service {spec.name} {why}", deps, culprit=spec)
+            failed += 1
+    return failed
