@@ -14,18 +14,20 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from broker import codec, topics
 from broker.link import BrokerAddress, Link
 from broker.messages import Event, Heartbeat, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
+from core.errors import ConfigError
 from manager.deps import Deps, stable_event_id
 from manager.service import ManagerService
 from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec
+from manager.store import ServiceSpec, Store
 from observer.host import ObserverHost
 from observer.store import LogStore
-from stack.discovery import StackCard, remove_card, write_card
+from stack.discovery import StackCard, process_start, remove_card, write_card
 from stack.runtime import LocalRuntime
 from stack.settings import StackSettings
 
@@ -52,6 +54,18 @@ async def run_stack(
             await broker.stop()
 
 
+async def open_store(settings: StackSettings) -> Store:
+    """The manager store the settings name: SQLite in the data dir, or MongoDB."""
+    if settings.store == "sqlite":
+        return await SqliteStore.open(settings.data_dir / "manager.db")
+    try:
+        from manager.mongo_store import MongoStore  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise ConfigError("store = mongodb needs PyMongo: pip install 'flops-mqtt[mongo]'") from exc
+    database = urlsplit(settings.mongo_url).path.strip("/") or "flops"
+    return await MongoStore.open(settings.mongo_url, database)
+
+
 async def _run_services(
     settings: StackSettings,
     address: BrokerAddress,
@@ -59,7 +73,7 @@ async def _run_services(
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
 ) -> None:
-    store = await SqliteStore.open(settings.data_dir / "manager.db")
+    store = await open_store(settings)
     logs = await LogStore.open(settings.data_dir / "observer.db")
     link = Link(address, settings.identifier)
 
@@ -99,6 +113,7 @@ async def _run_services(
                 address.port,
                 broker.kind if broker else "external",
                 time.time(),
+                process_start(os.getpid()),
             )
             write_card(settings.data_dir, card)
             log.info("FLOps stack ready: broker %s, data in %s", address, settings.data_dir)

@@ -19,6 +19,7 @@ class StackCard:
     broker_port: int
     broker_kind: str
     started_at: float
+    proc_start: str = ""  # the process's start time in /proc: a reused pid does not match
 
 
 def write_card(data_dir: Path, card: StackCard) -> None:
@@ -35,7 +36,17 @@ def read_card(data_dir: Path) -> StackCard | None:
         card = StackCard(**json.loads((data_dir / CARD).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return card if pid_alive(card.pid) else None
+    alive = pid_alive(card.pid) and card.proc_start == process_start(card.pid)
+    return card if alive else None
+
+
+def process_start(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot, from /proc), or "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def remove_card(data_dir: Path, pid: int) -> None:

@@ -19,6 +19,8 @@ class StackSettings(BaseModel):
     broker: Literal["auto", "mosquitto", "amqtt", "external"] = "auto"
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port for the embedded broker
+    store: Literal["sqlite", "mongodb"] = "sqlite"
+    mongo_url: str = "mongodb://127.0.0.1:27017/flops"  # with store = "mongodb"
     registry: str = "localhost:5073"
     git_timeout: float = Field(default=30.0, gt=0)
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project

@@ -16,8 +16,10 @@ import pytest
 
 from broker.link import BrokerAddress
 from broker.server import free_port, mosquitto_config
+from tests.mongo import mongo_url
 
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["mongo_url"]  # a session fixture, shared by the store and stack tests
 
 
 def mosquitto_binary() -> str:
