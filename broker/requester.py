@@ -39,7 +39,8 @@ class Session:
         self.timeout = timeout
         self.client_id = "cli-" + uuid.uuid4().hex[:16]
         self.on_retry: Callable[[int], None] | None = None
-        self._client: aiomqtt.Client | None = None
+        self._mqtt = make_client(address, self.client_id, persistent=False, timeout=timeout)
+        self._client: aiomqtt.Client | None = None  # set while connected
         self._pump: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self._topics = [str(topics.reply(user, self.client_id))]
@@ -47,16 +48,22 @@ class Session:
         self._streams: dict[str, asyncio.Queue[bytes]] = {}
 
     async def connect(self) -> None:
-        """Connect (again) and subscribe to every topic this session follows."""
+        """Connect (again) and subscribe to every topic this session follows.
+
+        The same aiomqtt client is re-entered on every reconnect, as ``broker.link`` does:
+        callbacks a lost connection left scheduled then belong to the same client, instead
+        of landing on a new client's socket that reused the file descriptor.
+        """
         await self.close()
-        client = make_client(self.address, self.client_id, persistent=False, timeout=self.timeout)
+        client = self._mqtt
         try:
             await client.__aenter__()
+            self._client = client
             for topic in self._topics:
                 await client.subscribe(topic, qos=1)
         except aiomqtt.MqttError as exc:
+            await self.close()
             raise BrokerError(f"cannot reach the MQTT broker at {self.address}: {exc}") from exc
-        self._client = client
         self._lost.clear()
         self._pump = asyncio.create_task(self._run_pump(client))
 
@@ -67,9 +74,9 @@ class Session:
             await asyncio.gather(self._pump, return_exceptions=True)
             self._pump = None
         if self._client is not None:
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._client.__aexit__(None, None, None)
             self._client = None
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._mqtt.__aexit__(None, None, None)
 
     async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes]:
         """Subscribe to ``topic`` (again after reconnects); payloads arrive on the queue."""
@@ -107,29 +114,33 @@ class Session:
                 await self._reconnect(deadline)
             if attempt and self.on_retry is not None:
                 self.on_retry(attempt)
-            client = self._client
-            if client is not None:
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await client.publish(str(topic), codec.encode(message), qos=1)
+            # The answer is the confirmation: do not wait for the PUBACK of a dead connection.
+            publish = asyncio.ensure_future(self._publish(topic, message))
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise RequestTimeoutError(
-                    f"no answer on {topic} within {self.timeout:g}s from the broker at "
-                    f"{self.address}"
-                )
             lost = asyncio.ensure_future(self._lost.wait())
             waiters: set[asyncio.Future[Any]] = {future, lost}
             try:
                 await asyncio.wait(
-                    waiters,
-                    timeout=min(wait, remaining),
-                    return_when=asyncio.FIRST_COMPLETED,
+                    waiters, timeout=min(wait, remaining), return_when=asyncio.FIRST_COMPLETED
                 )
             finally:
-                lost.cancel()
+                for task in (lost, publish):
+                    task.cancel()
+                await asyncio.gather(lost, publish, return_exceptions=True)
+            if not future.done() and loop.time() >= deadline:
+                raise RequestTimeoutError(
+                    f"no answer on {topic} within {self.timeout:g}s from the broker at "
+                    f"{self.address}"
+                )
             if future.done():
                 return future.result()
             wait, attempt = wait * 2, attempt + 1
+
+    async def _publish(self, topic: topics.Topic, message: Request) -> None:
+        client = self._client
+        if client is not None and not self._lost.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(str(topic), codec.encode(message), qos=1)
 
     async def _reconnect(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()

@@ -90,3 +90,25 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
     yield s
     code = s.stop()
     assert code == 0, (root / "stack.out").read_text()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
+    b = BrokerProcess(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+def make_stack(tmp_path: Path, broker: BrokerProcess, **env: str) -> Stack:
+    repo = make_repo(tmp_path / "repos")
+    write_local_sla(tmp_path / "slas", repo)
+    stack = Stack(tmp_path, cli_env(tmp_path, FLOPS_SLA_DIR=str(tmp_path / "slas"), **env))
+    stack.repo = repo  # type: ignore[attr-defined]
+    return stack
+
+
+def start(stack: Stack, broker: BrokerProcess) -> None:
+    stack.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(broker.port)
+    )

@@ -1,0 +1,118 @@
+"""Stop, delete, failure and the watchdog, without a broker."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.messages import (
+    CreateProject,
+    DeleteProject,
+    Event,
+    InstanceStatus,
+    ProjectState,
+    StopProject,
+)
+from manager import handlers, lifecycle
+from manager.deps import Deps, Liveness, RefusedError
+from manager.sqlite_store import SqliteStore
+from slas import bundled_dir
+from tests.manager.test_handlers import RecordingRuntime
+
+SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+
+
+@pytest.fixture
+async def deps(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = await SqliteStore.open(tmp_path / "m.db")
+    events: list[Event] = []
+
+    async def emit(_user: str, event: Event) -> None:
+        events.append(event)
+
+    d = Deps(store, RecordingRuntime(), emit, service_deadline=10)
+    d.events = events  # type: ignore[attr-defined]
+    yield d
+    await store.close()
+
+
+async def started(deps: Deps, rid: str = "req-00000001") -> str:
+    req = CreateProject(request_id=rid, reply_to="c", sla=SLA, sla_name="s.json")
+    view = await handlers.create_project("Admin", req, deps)
+    await handlers.advance(view.id, deps)
+    return view.id
+
+
+async def test_stop_undeploys_project_services_but_keeps_the_observer(deps: Deps) -> None:
+    pid = await started(deps)
+    view = await lifecycle.stop_project(
+        "Admin", StopProject(request_id="stop-0001", reply_to="c", project_id=pid), deps
+    )
+    assert view.state is ProjectState.STOPPED
+    statuses = {s.kind: s.instances[0].status for s in view.services}
+    assert statuses == {"observer": InstanceStatus.RUNNING, "builder": InstanceStatus.UNDEPLOYED}
+    assert deps.runtime.undeployed == [("builder", False)]  # type: ignore[attr-defined]
+    assert deps.events[-1].state is ProjectState.STOPPED  # type: ignore[attr-defined]
+    again = await lifecycle.stop_project(
+        "Admin", StopProject(request_id="stop-0002", reply_to="c", project_id=pid), deps
+    )
+    assert again.state is ProjectState.STOPPED
+    assert [e.state for e in deps.events].count(ProjectState.STOPPED) == 1  # type: ignore[attr-defined]
+
+
+async def test_delete_removes_everything_but_a_shared_observatory(deps: Deps) -> None:
+    first, second = await started(deps, "req-00000001"), await started(deps, "req-00000002")
+    gone = await lifecycle.delete_project(
+        "Admin", DeleteProject(request_id="del-00001", reply_to="c", project_id=first), deps
+    )
+    assert gone.removed_apps == [first] and len(gone.removed_services) == 2
+    assert ("observer", True) in deps.runtime.undeployed  # type: ignore[attr-defined]
+    assert [a.name for a in await deps.store.apps("Admin")].count("observatory") == 1
+    last = await lifecycle.delete_project(
+        "Admin", DeleteProject(request_id="del-00002", reply_to="c", project_id=second), deps
+    )
+    assert len(last.removed_apps) == 2
+    assert await deps.store.apps("Admin") == [] and await deps.store.services("Admin") == []
+
+
+async def test_another_user_cannot_stop_or_delete(deps: Deps) -> None:
+    pid = await started(deps)
+    with pytest.raises(RefusedError):
+        await lifecycle.stop_project(
+            "eve", StopProject(request_id="stop-0001", reply_to="c", project_id=pid), deps
+        )
+    with pytest.raises(RefusedError):
+        await lifecycle.delete_project(
+            "eve", DeleteProject(request_id="del-00001", reply_to="c", project_id=pid), deps
+        )
+    view = await deps.store.project(pid)
+    assert view is not None and view.state is ProjectState.STARTING
+
+
+async def test_a_builder_that_never_reports_fails_its_project_at_the_deadline(deps: Deps) -> None:
+    pid = await started(deps)
+    builder = next(s for s in await deps.store.project_services(pid) if s.kind == "builder")
+    deployed = deps.liveness.deployed[builder.name]
+    assert await lifecycle.check_deadlines(deps, now=deployed + 9) == 0
+    assert await lifecycle.check_deadlines(deps, now=deployed + 11) == 1
+    view = await deps.store.project(pid)
+    assert view is not None and view.state is ProjectState.FAILED
+    assert (
+        view.state_reason == f"service {builder.name} never reported within 10s of its deployment"
+    )
+    status = {s.kind: s.instances[0].status for s in view.services}
+    assert status["builder"] is InstanceStatus.FAILED
+    text = deps.events[-1].text  # type: ignore[attr-defined]
+    assert text.startswith("Project failed: service builder") and "never reported" in text
+
+
+def test_liveness_tells_never_from_stopped_reporting() -> None:
+    live = Liveness()
+    live.deploy("b", now=100)
+    assert live.overdue("b", 10, now=105) is None
+    live.heard("b", now=105)
+    assert live.overdue("b", 10, now=114) is None
+    assert "stopped reporting" in (live.overdue("b", 10, now=116) or "")
+    live.heard("unknown", now=1)
+    assert live.overdue("unknown", 10, now=1000) is None
