@@ -49,6 +49,8 @@ def mosquitto_config(port: int, state_dir: Path, host: str = "127.0.0.1") -> str
         # The default of 1000 silently drops QoS 1 messages to a slow subscriber.
         "max_queued_messages 1000000",
         "max_inflight_messages 1000",
+        # Refuse absurd packets at the broker; our services refuse payloads over 256 KiB.
+        "max_packet_size 1048576",
         "persistence true",
         f"persistence_location {state_dir}/",
         "autosave_interval 5",

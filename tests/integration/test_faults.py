@@ -68,8 +68,15 @@ async def wait_for(condition: Any, timeout: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
-def assert_one_project_per_request(stack: Stack, answered: list[tuple[str, str]]) -> None:
-    projects: Any = stack.cli_json("projects")["projects"]
+async def assert_one_project_per_request(stack: Stack, answered: list[tuple[str, str]]) -> None:
+    """Exactly one project per request id, each the one answered, and all of them started."""
+    projects: Any = []
+
+    def all_started() -> bool:
+        projects[:] = stack.cli_json("projects")["projects"]
+        return all(p["state"] == "BUILDING" for p in projects)
+
+    await wait_for(all_started, 60)  # starts a crash interrupted are finished
     by_request = {p["request_id"]: p["id"] for p in projects}
     assert len(answered) == CLIENTS * PER_CLIENT
     assert len({rid for rid, _ in answered}) == len(answered)
@@ -92,7 +99,7 @@ async def test_a_manager_killed_mid_burst_answers_every_request_once(
     start(stack, broker)
     await clients
     assert killed_at < CLIENTS * PER_CLIENT  # the kill really hit the middle of the burst
-    assert_one_project_per_request(stack, answered)
+    await assert_one_project_per_request(stack, answered)
     stack.stop()
 
 
@@ -107,7 +114,7 @@ async def test_a_broker_restart_mid_burst_loses_nothing(
     broker.stop()
     broker.start()
     await clients
-    assert_one_project_per_request(stack, answered)
+    await assert_one_project_per_request(stack, answered)
     assert stack.stop() == 0
 
 
