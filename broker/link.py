@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,13 +38,37 @@ class BrokerAddress:
         return f"mqtt://{self.host}:{self.port}"
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How a client proves who it is: a user name and password, and/or TLS.
+
+    ``__repr__`` hides the password, so it never reaches a log line.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, tls={self.tls is not None})"
+
+
 def make_client(
-    address: BrokerAddress, identifier: str, *, persistent: bool, timeout: float = 10.0
+    address: BrokerAddress,
+    identifier: str,
+    *,
+    persistent: bool,
+    timeout: float = 10.0,
+    credentials: Credentials | None = None,
 ) -> aiomqtt.Client:
     """An aiomqtt client in MQTT 3.1.1 (so a 3.1.1-only broker works too) with TCP_NODELAY."""
+    creds = credentials or Credentials()
     return aiomqtt.Client(
         address.host,
         address.port,
+        username=creds.username,
+        password=creds.password,
+        tls_context=creds.tls,
         identifier=identifier,
         clean_session=not persistent,
         protocol=aiomqtt.ProtocolVersion.V311,
@@ -98,6 +123,7 @@ class Link:
     address: BrokerAddress
     identifier: str
     max_concurrent: int = 256
+    credentials: Credentials | None = None
     _routes: list[_Route] = field(default_factory=list)
     _client: aiomqtt.Client | None = None
     _connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -151,7 +177,9 @@ class Link:
         On ``stop`` it reads no more messages, lets the handlers in flight finish (they may
         still publish), then disconnects; unread messages stay with the broker.
         """
-        client = make_client(self.address, self.identifier, persistent=True)
+        client = make_client(
+            self.address, self.identifier, persistent=True, credentials=self.credentials
+        )
         # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
         client._client.manual_ack_set(True)  # noqa: SLF001
         backoff = 0.1
@@ -171,7 +199,12 @@ class Link:
                 self._connected.clear()
                 if stop.is_set():
                     break
-                log.warning("broker %s: %s; reconnecting in %.1fs", self.address, exc, backoff)
+                log.warning(
+                    "broker %s: %s; reconnecting in %.1fs",
+                    self.address,
+                    explain(exc, self.address, self.credentials),
+                    backoff,
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -210,6 +243,23 @@ class Link:
         """Wait for the concurrent handlers still running."""
         while self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+
+def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials | None) -> str:
+    """One line on why a connection failed, in the user's terms."""
+    text = str(exc)
+    who = f"user {creds.username!r}" if creds and creds.username else "this client"
+    rc = getattr(exc, "rc", None)
+    refused = rc in (4, 5, 134, 135) or "not authori" in text.lower() or "password" in text.lower()
+    if refused and creds is not None and creds.password:
+        return f"the broker at {address} refused {who}: wrong user name or password"
+    if refused:
+        return f"the broker at {address} refused {who}: it needs a user name and password"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"the broker at {address} is not trusted: its certificate does not verify ({text})"
+    if any(s in text for s in ("WRONG_VERSION_NUMBER", "record layer failure", "PROTOCOL")):
+        return f"the broker at {address} does not speak TLS on this port ({text})"
+    return f"cannot reach the MQTT broker at {address}: {text}"
 
 
 def _inbound(client: aiomqtt.Client, message: aiomqtt.Message) -> Inbound:

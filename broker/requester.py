@@ -21,7 +21,7 @@ import aiomqtt
 from pydantic import BaseModel
 
 from broker import codec, topics
-from broker.link import BrokerAddress, make_client
+from broker.link import BrokerAddress, Credentials, explain, make_client
 from broker.messages import ErrorBody, Reply, Request
 from core.errors import BrokerError, RemoteError, RequestTimeoutError
 
@@ -33,13 +33,22 @@ FIRST_RETRY = 1.0
 class Session:
     """One client connection of a CLI invocation, with its reply inbox."""
 
-    def __init__(self, address: BrokerAddress, user: str, timeout: float) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        user: str,
+        timeout: float,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.address = address
         self.user = user
         self.timeout = timeout
         self.client_id = "cli-" + uuid.uuid4().hex[:16]
         self.on_retry: Callable[[int], None] | None = None
-        self._mqtt = make_client(address, self.client_id, persistent=False, timeout=timeout)
+        self._credentials = credentials
+        self._mqtt = make_client(
+            address, self.client_id, persistent=False, timeout=timeout, credentials=credentials
+        )
         self._client: aiomqtt.Client | None = None  # set while connected
         self._pump: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
@@ -63,7 +72,7 @@ class Session:
                 await client.subscribe(topic, qos=1)
         except aiomqtt.MqttError as exc:
             await self.close()
-            raise BrokerError(f"cannot reach the MQTT broker at {self.address}: {exc}") from exc
+            raise BrokerError(explain(exc, self.address, self._credentials)) from exc
         self._lost.clear()
         self._pump = asyncio.create_task(self._run_pump(client))
 
@@ -181,9 +190,11 @@ class Session:
 
 
 @asynccontextmanager
-async def session(address: BrokerAddress, user: str, timeout: float) -> AsyncIterator[Session]:
+async def session(
+    address: BrokerAddress, user: str, timeout: float, credentials: Credentials | None = None
+) -> AsyncIterator[Session]:
     """A connected ``Session``, closed on exit."""
-    sess = Session(address, user, timeout)
+    sess = Session(address, user, timeout, credentials)
     await sess.connect()
     try:
         yield sess

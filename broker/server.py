@@ -14,10 +14,12 @@ import logging
 import os
 import shutil
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from broker.link import BrokerAddress
+from broker.security import TlsFiles
 from core.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ class EmbeddedBroker(Protocol):
 
     address: BrokerAddress
     kind: str
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id, if it runs in a process of its own."""
 
     async def stop(self) -> None:
         """Stop the broker and wait for it to exit."""
@@ -40,11 +46,46 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def mosquitto_config(port: int, state_dir: Path, host: str = "127.0.0.1") -> str:
-    """The generated mosquitto.conf: local listener, nodelay, big queues, persistence."""
-    lines = [
+@dataclass(frozen=True)
+class Secure:
+    """The secure mode's files and the services' own (client-certificate) listener port."""
+
+    tls: TlsFiles
+    passwd: Path
+    acl: Path
+    service_port: int
+
+
+def _listeners(port: int, host: str, secure: Secure | None) -> list[str]:
+    if secure is None:
+        return [f"listener {port} {host}", "allow_anonymous true"]
+    tls = secure.tls
+    files = [f"cafile {tls.ca}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}"]
+    return [
+        "per_listener_settings true",
+        # people: user name and password over TLS, confined by the ACL
         f"listener {port} {host}",
-        "allow_anonymous true",
+        "allow_anonymous false",
+        f"password_file {secure.passwd}",
+        f"acl_file {secure.acl}",
+        *files,
+        "require_certificate false",
+        # services: a client certificate whose common name is the user name
+        f"listener {secure.service_port} {host}",
+        "allow_anonymous false",
+        f"acl_file {secure.acl}",
+        *files,
+        "require_certificate true",
+        "use_identity_as_username true",
+    ]
+
+
+def mosquitto_config(
+    port: int, state_dir: Path, host: str = "127.0.0.1", secure: Secure | None = None
+) -> str:
+    """The generated mosquitto.conf: listener(s), nodelay, big queues, persistence."""
+    lines = [
+        *_listeners(port, host, secure),
         "set_tcp_nodelay true",
         # The default of 1000 silently drops QoS 1 messages to a slow subscriber.
         "max_queued_messages 1000000",
@@ -98,9 +139,19 @@ class Mosquitto:
         self.address = address
         self.state_dir = state_dir
 
+    @property
+    def pid(self) -> int | None:
+        """Mosquitto's process id (SIGHUP makes it re-read its password and ACL files)."""
+        return self.proc.pid
+
     @classmethod
     async def start(
-        cls, state_dir: Path, port: int = 0, host: str = "127.0.0.1", binary: str = "mosquitto"
+        cls,
+        state_dir: Path,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        binary: str = "mosquitto",
+        secure: Secure | None = None,
     ) -> Mosquitto:
         """Start mosquitto on ``port`` (a free one if 0) and wait until it listens."""
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -111,7 +162,7 @@ class Mosquitto:
                 port or (_remembered_port(remembered) if attempt == 0 else 0) or free_port(host)
             )
             conf = state_dir / "mosquitto.conf"
-            conf.write_text(mosquitto_config(chosen, state_dir, host))
+            conf.write_text(mosquitto_config(chosen, state_dir, host, secure))
             proc = await asyncio.create_subprocess_exec(
                 binary,
                 "-c",
@@ -169,6 +220,11 @@ class Amqtt:
         self.broker = broker
         self.address = address
 
+    @property
+    def pid(self) -> int | None:
+        """None: amqtt runs inside this process."""
+        return None
+
     @classmethod
     async def start(cls, port: int = 0, host: str = "127.0.0.1") -> Amqtt:
         """Start an in-process amqtt broker."""
@@ -194,13 +250,22 @@ class Amqtt:
         await self.broker.shutdown()
 
 
-async def start_embedded(state_dir: Path, port: int = 0, prefer: str = "auto") -> EmbeddedBroker:
-    """Start mosquitto if one is on PATH (or ``prefer == 'mosquitto'``), else amqtt."""
+async def start_embedded(
+    state_dir: Path, port: int = 0, prefer: str = "auto", secure: Secure | None = None
+) -> EmbeddedBroker:
+    """Start mosquitto if one is on PATH (or ``prefer == 'mosquitto'``), else amqtt.
+
+    The secure mode (passwords, ACL, TLS) needs mosquitto.
+    """
     binary = shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
-    if prefer == "amqtt" or (prefer == "auto" and binary is None):
+    if secure is None and (prefer == "amqtt" or (prefer == "auto" and binary is None)):
         return await Amqtt.start(port)
-    if binary is None:
-        raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
-    return await Mosquitto.start(state_dir, port, binary=binary)
+    if binary is None or prefer == "amqtt":
+        raise BrokerError(
+            "the secure mode needs mosquitto (apt-get install mosquitto)"
+            if secure
+            else "mosquitto is not installed (apt-get install mosquitto)"
+        )
+    return await Mosquitto.start(state_dir, port, binary=binary, secure=secure)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 import click
@@ -43,7 +46,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings(**flags: Any) -> Any:
     from cli.settings import CliSettings  # noqa: PLC0415 - keep --help fast
-    from core.settings import load_settings  # noqa: PLC0415
+    from core.settings import config_path, load_settings  # noqa: PLC0415
 
     broker = flags.pop("broker", None)
     if broker:
@@ -51,10 +54,29 @@ def _settings(**flags: Any) -> Any:
         if not host or not port.isdigit():
             raise ConfigError(f"--broker {broker!r}: expected HOST:PORT")
         flags.update(broker_host=host, broker_port=int(port))
-    return load_settings(CliSettings, flags, section="cli")
+    settings = load_settings(CliSettings, flags, section="cli")
+    _warn_if_exposed(config_path(os.environ))
+    return settings
+
+
+def _warn_if_exposed(path: Path) -> None:
+    """Warn when a config file that holds a password can be read by others."""
+    try:
+        mode = path.stat().st_mode
+        holds_password = "password" in path.read_text()
+    except OSError:
+        return
+    if holds_password and mode & 0o077:
+        click.echo(
+            f"Warning: {path} holds a password and is readable by others "
+            f"(mode {mode & 0o777:o}); run: chmod 600 {path}",
+            err=True,
+        )
 
 
 def _finish(run: Callable[[], Coroutine[Any, Any, int] | int], json_out: bool) -> NoReturn:
+    # paho logs socket errors itself; we say what went wrong in one line instead.
+    logging.getLogger("mqtt").setLevel(logging.CRITICAL)
     try:
         result = run()
         code = asyncio.run(result) if asyncio.iscoroutine(result) else result
@@ -276,6 +298,13 @@ def slas(**flags: Any) -> None:
     help="Embedded broker to start (auto: mosquitto if installed, else "
     "amqtt) or `external` to use --broker-host/--broker-port.",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    default=None,
+    help="Passwords, a per-user ACL and TLS on the embedded mosquitto "
+    "(manage users with `flops user`).",
+)
 @click.option("--broker-host", default=None, help="External broker host.")
 @click.option(
     "--broker-port",
@@ -286,6 +315,7 @@ def slas(**flags: Any) -> None:
 @OUTPUT
 def up(
     detach: bool,
+    secure: bool | None,
     broker_kind: str | None,
     broker_host: str | None,
     broker_port: int | None,
@@ -306,11 +336,14 @@ def up(
                 "broker": broker_kind,
                 "broker_host": broker_host,
                 "broker_port": broker_port,
+                "secure": secure,
             },
             section="stack",
         )
         if detach:
-            args = _up_args(broker_kind, broker_host, broker_port)
+            args = _up_args(broker_kind, broker_host, broker_port) + (
+                ["--secure"] if secure else []
+            )
             return stackctl.up_detached(settings, args, json_out=output == "json")
         return stackctl.up_foreground(settings)
 
@@ -338,6 +371,78 @@ def down(output: str | None) -> None:
         lambda: stackctl.down(load_settings(StackSettings, section="stack").data_dir, json_out),
         json_out,
     )
+
+
+@flops.group()
+def user() -> None:
+    """Users of the secure mode (`flops up --secure`): add, passwd, list, remove.
+
+    Passwords are read from a prompt or with --password-stdin, stored only as hashes in the
+    broker's password file, and never printed; a running broker re-reads them at once.
+    """
+
+
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
+)
+
+
+def _stack_data_dir() -> Path:
+    from core.settings import load_settings  # noqa: PLC0415
+    from stack.settings import StackSettings  # noqa: PLC0415
+
+    return load_settings(StackSettings, section="stack").data_dir
+
+
+@user.command(name="add")
+@click.argument("name")
+@PASSWORD_STDIN
+def user_add(name: str, password_stdin: bool) -> None:
+    """Add a user who may start and follow their own projects."""
+    from cli import users  # noqa: PLC0415
+
+    _finish(
+        lambda: users.set_password(
+            _stack_data_dir(), name, users.read_password(password_stdin), new=True
+        ),
+        False,
+    )
+
+
+@user.command(name="passwd")
+@click.argument("name")
+@PASSWORD_STDIN
+def user_passwd(name: str, password_stdin: bool) -> None:
+    """Change a user's password."""
+    from cli import users  # noqa: PLC0415
+
+    _finish(
+        lambda: users.set_password(
+            _stack_data_dir(), name, users.read_password(password_stdin), new=False
+        ),
+        False,
+    )
+
+
+@user.command(name="list")
+@OUTPUT
+def user_list(output: str | None) -> None:
+    """List the user names."""
+    from cli import users  # noqa: PLC0415
+
+    _finish(lambda: users.list_users(_stack_data_dir(), output == "json"), output == "json")
+
+
+@user.command(name="remove")
+@click.argument("name")
+@YES
+def user_remove(name: str, yes: bool) -> None:
+    """Remove a user."""
+    from cli import users  # noqa: PLC0415
+
+    if not _confirmed(f"Remove user {name}?", yes):
+        sys.exit(1)
+    _finish(lambda: users.remove_user(_stack_data_dir(), name), False)
 
 
 # ------------------------------------------------------------------ the oak-cli compatible tree

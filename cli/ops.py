@@ -16,7 +16,7 @@ import click
 from pydantic import BaseModel
 
 from broker import topics
-from broker.link import BrokerAddress
+from broker.link import BrokerAddress, Credentials
 from broker.messages import (
     AppList,
     CreateProject,
@@ -36,6 +36,7 @@ from broker.messages import (
     new_request_id,
 )
 from broker.requester import Session, session
+from broker.security import client_context
 from cli import render
 from cli.follow import read_log
 from cli.settings import CliSettings
@@ -46,7 +47,25 @@ from stack.discovery import read_card
 
 DEFAULT_USER = "Admin"
 M = TypeVar("M", bound=BaseModel)
+LOGIN_HINT = (
+    "set your password as FLOPS_PASSWORD or `password` in ~/.config/flops/config.toml "
+    "(chmod 600), and your user with --user or FLOPS_USER"
+)
+TLS_HINT = "set ca_file (FLOPS_CA_FILE) to the CA that signed the broker's certificate"
 START_HINT = "start the stack with `flops up` (or `oak addon flops up`)"
+
+
+def credentials(settings: CliSettings, user: str) -> Credentials | None:
+    """TLS (the configured CA, else the local stack's) and the user's password, if any."""
+    ca = settings.ca_file
+    if ca is None and not (settings.broker_host or settings.broker_port):
+        card = read_card(settings.data_dir)
+        ca = Path(card.ca_file) if card is not None and card.ca_file else None
+    tls = client_context(ca, settings.cert_file, settings.key_file) if ca else None
+    password = settings.password.get_secret_value() if settings.password else None
+    if tls is None and password is None:
+        return None
+    return Credentials(username=user if password else None, password=password, tls=tls)
 
 
 def broker_address(settings: CliSettings) -> BrokerAddress:
@@ -97,13 +116,24 @@ async def _connect(settings: CliSettings, user: str) -> AsyncIterator[Session]:
     """A broker session; a connection failure says how to start the stack."""
     entered = False
     try:
-        async with session(broker_address(settings), user, settings.timeout) as sess:
+        creds = credentials(settings, user)
+        async with session(broker_address(settings), user, settings.timeout, creds) as sess:
             entered = True
             yield sess
     except BrokerError as exc:
         if entered:
             raise
-        raise BrokerError(f"{exc}; {START_HINT}") from exc
+        raise BrokerError(f"{exc}; {_hint(str(exc))}") from exc
+
+
+def _hint(problem: str) -> str:
+    if "refused" in problem:
+        return LOGIN_HINT
+    if "not trusted" in problem or "TLS" in problem:
+        return TLS_HINT
+    if "timed out" in problem:
+        return f"if the broker expects TLS, {TLS_HINT}; else {START_HINT}"
+    return START_HINT
 
 
 async def start_project(settings: CliSettings, sla_name: str, *, show: bool, follow: bool) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from core import paths
 
@@ -26,3 +26,9 @@ class CliSettings(BaseModel):
     timeout: float = Field(default=10.0, gt=0, le=3600)
     sla_dir: Path = Field(default_factory=paths.user_sla_dir)
     output: Literal["table", "json"] = "table"
+    # The secure mode: the password of `user` (config file with mode 600, or FLOPS_PASSWORD;
+    # never a flag), the CA that signed the broker's certificate, an optional client cert.
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from broker import codec, topics
-from broker.link import BrokerAddress, Link
+from broker.link import Link
 from broker.messages import Event, Heartbeat, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError
@@ -27,6 +27,7 @@ from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec, Store
 from observer.host import ObserverHost
 from observer.store import LogStore
+from stack import secure
 from stack.discovery import StackCard, process_start, remove_card, write_card
 from stack.runtime import LocalRuntime
 from stack.settings import StackSettings
@@ -40,14 +41,15 @@ async def run_stack(
     """Run broker (unless external), manager and local runtime until ``stop`` is set."""
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
-        address = BrokerAddress(settings.broker_host, settings.broker_port or 1883)
+        wiring = secure.external(settings)
     else:
+        files = secure.prepare(settings) if settings.secure else None
         broker = await start_embedded(
-            settings.data_dir / "broker", settings.broker_port, settings.broker
+            settings.data_dir / "broker", settings.broker_port, settings.broker, files
         )
-        address = broker.address
+        wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, address, broker, stop, ready)
+        await _run_services(settings, wiring, broker, stop, ready)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -68,14 +70,14 @@ async def open_store(settings: StackSettings) -> Store:
 
 async def _run_services(
     settings: StackSettings,
-    address: BrokerAddress,
+    wiring: secure.Wiring,
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
 ) -> None:
     store = await open_store(settings)
     logs = await LogStore.open(settings.data_dir / "observer.db")
-    link = Link(address, settings.identifier)
+    link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
 
     async def emit(user: str, event: Event) -> None:
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
@@ -109,14 +111,21 @@ async def _run_services(
             tasks.create_task(manager.watchdog(stop))
             card = StackCard(
                 os.getpid(),
-                address.host,
-                address.port,
+                wiring.address.host,
+                wiring.address.port,
                 broker.kind if broker else "external",
                 time.time(),
                 process_start(os.getpid()),
+                str(wiring.ca_file or ""),
+                (broker.pid if broker else None) or 0,
             )
             write_card(settings.data_dir, card)
-            log.info("FLOps stack ready: broker %s, data in %s", address, settings.data_dir)
+            log.info(
+                "FLOps stack ready: broker %s%s, data in %s",
+                wiring.address,
+                " (TLS)" if wiring.ca_file else "",
+                settings.data_dir,
+            )
             if ready is not None:
                 ready(card)
             await link_task  # returns once stop is set and the handlers drained

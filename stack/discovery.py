@@ -20,6 +20,8 @@ class StackCard:
     broker_kind: str
     started_at: float
     proc_start: str = ""  # the process's start time in /proc: a reused pid does not match
+    ca_file: str = ""  # set when the broker speaks TLS: the CA that signed its certificate
+    broker_pid: int = 0  # the embedded mosquitto, which SIGHUP makes re-read its user files
 
 
 def write_card(data_dir: Path, card: StackCard) -> None:

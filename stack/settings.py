@@ -19,6 +19,10 @@ class StackSettings(BaseModel):
     broker: Literal["auto", "mosquitto", "amqtt", "external"] = "auto"
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port for the embedded broker
+    secure: bool = False  # passwords, per-user ACL and TLS on the embedded broker
+    ca_file: Path | None = None  # TLS to an external broker: the CA that signed it
+    cert_file: Path | None = None  # and the services' client certificate, if it wants one
+    key_file: Path | None = None
     store: Literal["sqlite", "mongodb"] = "sqlite"
     mongo_url: str = "mongodb://127.0.0.1:27017/flops"  # with store = "mongodb"
     registry: str = "localhost:5073"

@@ -1,0 +1,221 @@
+"""Tenants stay apart: a real mosquitto with the generated password, ACL and TLS files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from broker import codec, topics
+from broker.link import BrokerAddress, Credentials, make_client
+from broker.messages import CreateProject
+from broker.security import client_context, ensure_certificates
+from slas import bundled_dir
+from tests.conftest import cli_env, make_repo, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
+FLOPS = "from cli.main import flops_entry; flops_entry()"
+
+
+def run_stdin(args: list[str], env: dict[str, str], text: str) -> subprocess.CompletedProcess[str]:
+    """``flops ARGS`` with ``text`` on standard input."""
+    return subprocess.run(
+        [sys.executable, "-c", FLOPS, *args],
+        input=text + "\n",
+        text=True,
+        capture_output=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+
+
+@dataclass
+class Secure:
+    """A secure stack with users alice and bob."""
+
+    root: Path
+    env: dict[str, str]
+    address: BrokerAddress
+    ca: Path
+    slas: dict[str, Path]
+
+    def cli(self, user: str | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        extra = {"FLOPS_USER": user, "FLOPS_PASSWORD": PASSWORDS[user]} if user else {}
+        return run_cli(list(args), {**self.env, **extra, **env})
+
+    def json(self, user: str, *args: str) -> Any:
+        done = self.cli(user, *args, "--output", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def creds(self, user: str) -> Credentials:
+        return Credentials(user, PASSWORDS[user], client_context(self.ca))
+
+
+def sla_file(folder: Path, user: str, repo: Path) -> Path:
+    sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+    sla.update(customerID=user, ml_repo_url=f"file://{repo}")
+    path = folder / f"{user}.json"
+    path.write_text(json.dumps(sla))
+    return path
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+    root = tmp_path_factory.mktemp("secure")
+    env = cli_env(root)
+    up = run_cli(["up", "--detach", "--secure"], env)
+    assert up.returncode == 0, up.stderr + up.stdout
+    try:
+        for user, password in PASSWORDS.items():
+            added = run_stdin(["user", "add", user, "--password-stdin"], env, password)
+            assert added.returncode == 0, added.stderr
+        card = json.loads((root / "data" / "flops" / "stack.json").read_text())
+        repo = make_repo(root / "repos")
+        slas = {u: sla_file(root, u, repo) for u in ("alice", "bob")}
+        yield Secure(
+            root, env, BrokerAddress("127.0.0.1", card["broker_port"]), Path(card["ca_file"]), slas
+        )
+    finally:
+        assert run_cli(["down"], env).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def alices_project(secure: Secure) -> str:
+    started = secure.json("alice", "project", "--project-sla-file-name", str(secure.slas["alice"]))
+    return str(started["project"]["id"])
+
+
+def test_passwords_are_stored_only_as_hashes_and_never_printed(secure: Secure) -> None:
+    passwd = (secure.root / "data" / "flops" / "broker" / "passwd").read_text()
+    assert all(p not in passwd for p in PASSWORDS.values())
+    assert passwd.count("$7$") == 2
+    listed = secure.cli(None, "user", "list", "-o", "json")
+    assert json.loads(listed.stdout) == {"users": ["alice", "bob"]}
+    assert "$7$" not in listed.stdout
+    log = (secure.root / "data" / "flops" / "stack.log").read_text()
+    assert all(p not in log for p in PASSWORDS.values())
+
+
+def test_bob_cannot_see_stop_or_delete_alices_project(secure: Secure, alices_project: str) -> None:
+    for args in (
+        ["status", alices_project],
+        ["log", alices_project],
+        ["stop", alices_project, "--yes"],
+        ["delete", alices_project, "--yes"],
+    ):
+        done = secure.cli("bob", *args)
+        assert done.returncode == 1, args
+        assert "no project" in done.stderr or "no log" in done.stderr
+    assert secure.json("bob", "projects")["projects"] == []
+    shown = secure.json("alice", "status", alices_project)
+    assert shown["state"] == "BUILDING"
+
+
+async def test_bob_receives_nothing_from_alices_topics(secure: Secure, alices_project: str) -> None:
+    got: list[str] = []
+    async with make_client(
+        secure.address, "bob-spy", persistent=False, credentials=secure.creds("bob")
+    ) as spy:
+        await spy.subscribe("flops/v1/users/alice/#", qos=1)
+        await spy.subscribe("flops/#", qos=1)
+
+        async def listen() -> None:
+            async for message in spy.messages:
+                got.append(str(message.topic))
+
+        listener = asyncio.create_task(listen())
+        started = secure.json(
+            "alice", "project", "--project-sla-file-name", str(secure.slas["alice"])
+        )
+        assert started["state"] == "BUILDING"  # alice's events and log flowed meanwhile
+        await asyncio.sleep(0.5)
+        listener.cancel()
+    assert [t for t in got if "/users/alice/" in t] == []
+
+
+async def test_bob_cannot_publish_into_alices_request_topic(secure: Secure) -> None:
+    before = len(secure.json("alice", "projects")["projects"])
+    sla = json.loads(secure.slas["alice"].read_text())
+    request = CreateProject(request_id="forged-0001", reply_to="bob-forger", sla=sla)
+    async with make_client(
+        secure.address, "bob-forger", persistent=False, credentials=secure.creds("bob")
+    ) as forger:
+        await forger.publish(
+            str(topics.request("alice", topics.Op.CREATE_PROJECT)), codec.encode(request), qos=1
+        )
+    await asyncio.sleep(1.0)
+    assert len(secure.json("alice", "projects")["projects"]) == before
+
+
+def test_a_spoofed_customer_id_is_refused(secure: Secure) -> None:
+    done = secure.cli("bob", "project", "--project-sla-file-name", str(secure.slas["alice"]))
+    assert done.returncode == 1
+    assert "customerID 'alice' is not the requesting user 'bob'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"FLOPS_USER": "bob"}, "refused this client: it needs a user name and password"),
+        (
+            {"FLOPS_USER": "bob", "FLOPS_PASSWORD": "wrong-password"},
+            "refused user 'bob': wrong user name or password",
+        ),
+        (
+            {"FLOPS_USER": "nobody", "FLOPS_PASSWORD": "whatever-123"},
+            "refused user 'nobody': wrong user name or password",
+        ),
+    ],
+)
+def test_wrong_or_missing_credentials_cannot_connect(
+    secure: Secure, env: dict[str, str], reason: str
+) -> None:
+    done = secure.cli(None, "projects", **env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0]
+
+
+def test_a_client_that_does_not_trust_the_broker_cannot_connect(secure: Secure) -> None:
+    other = ensure_certificates(secure.root / "other-ca")
+    done = secure.cli("alice", "projects", FLOPS_CA_FILE=str(other.ca))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not trusted" in lines[0]
+
+
+async def test_plain_mqtt_to_the_tls_listener_is_refused(secure: Secure) -> None:
+    with pytest.raises(aiomqtt.MqttError):
+        async with make_client(
+            secure.address,
+            "plain",
+            persistent=False,
+            timeout=3,
+            credentials=Credentials("alice", PASSWORDS["alice"]),
+        ):
+            pass
+
+
+def test_a_config_file_readable_by_others_with_a_password_is_warned_about(secure: Secure) -> None:
+    config = secure.root / "config" / "flops" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'user = "alice"\npassword = "{PASSWORDS["alice"]}"\n')
+    config.chmod(0o644)
+    warned = run_cli(["projects"], secure.env)
+    assert warned.returncode == 0, warned.stderr
+    assert f"{config} holds a password and is readable by others" in warned.stderr
+    config.chmod(0o600)
+    quiet = run_cli(["projects"], secure.env)
+    assert quiet.returncode == 0 and "Warning" not in quiet.stderr
+    config.unlink()
