@@ -112,6 +112,7 @@ Handler = Callable[[Inbound], Awaitable[None]]
 @dataclass(slots=True)
 class _Route:
     topic_filter: str
+    subscription: str  # the filter, or $share/<group>/<filter> for a shared subscription
     handler: Handler
     concurrent: bool
 
@@ -134,13 +135,24 @@ class Link:
     def __post_init__(self) -> None:
         self._limit = asyncio.Semaphore(self.max_concurrent)
 
-    def route(self, topic_filter: str, handler: Handler, *, concurrent: bool = False) -> None:
+    def route(
+        self,
+        topic_filter: str,
+        handler: Handler,
+        *,
+        concurrent: bool = False,
+        shared_group: str | None = None,
+    ) -> None:
         """Deliver messages matching ``topic_filter`` to ``handler``.
+
+        With ``shared_group`` the broker hands each message to one member of the group (an
+        MQTT shared subscription), so several replicas share the load.
 
         Ordered handlers are awaited one message at a time, in arrival order, and must be
         quick; concurrent ones run as tasks, at most ``max_concurrent`` at once.
         """
-        self._routes.append(_Route(topic_filter, handler, concurrent))
+        subscription = f"$share/{shared_group}/{topic_filter}" if shared_group else topic_filter
+        self._routes.append(_Route(topic_filter, subscription, handler, concurrent))
 
     async def publish(self, topic: str | topics.Topic, payload: bytes, *, qos: int = 1) -> None:
         """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects."""
@@ -188,7 +200,7 @@ class Link:
                 async with client:
                     self._client = client
                     for route in self._routes:
-                        await client.subscribe(route.topic_filter, qos=1)
+                        await client.subscribe(route.subscription, qos=1)
                     self._connected.set()
                     log.info("connected to %s as %s", self.address, self.identifier)
                     backoff = 0.1

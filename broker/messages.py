@@ -161,6 +161,7 @@ class ProjectView(Message):
     state_reason: str = ""
     sla_name: str = ""
     request_id: str = ""
+    host: str = ""  # the stack (replica) that runs the project's observer and builder
     created_at: float
     updated_at: float
     apps: list[AppView] = []

@@ -91,6 +91,7 @@ class Deps:
     registry: str = "localhost:5073"
     git_timeout: float = 30.0
     service_deadline: float = 60.0
+    host: str = ""  # this replica: it runs the observers and builders of the projects it made
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)
 

@@ -7,6 +7,7 @@ so tests call them without a broker. Stop, delete, failure and the watchdog are 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from broker.messages import (
@@ -53,22 +54,44 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
     interrupted it); nothing is left behind when the observer cannot be deployed.
     """
     validate_sla(user, req)
-    existing = await deps.store.project_by_request(user, req.request_id)
-    if existing is None:
-        try:
-            new = await deps.store.create_project(user, req.request_id, req.sla, req.sla_name, {})
-        except StoreError:
-            existing = await deps.store.project_by_request(user, req.request_id)
-            if existing is None:
-                raise
-        else:
-            existing = new.project
-    async with deps.locks.hold(existing.id):
-        await _ensure_observer(existing.id, deps)
+    existing = await _made_for(user, req, deps)
+    if mine(existing, deps):
+        async with deps.locks.hold(existing.id):
+            await _ensure_observer(existing.id, deps)
     view = await deps.store.project(existing.id)
     if view is None:
         raise RefusedError("not_found", f"project {existing.id} was deleted meanwhile")
     return view
+
+
+async def _made_for(user: str, req: CreateProject, deps: Deps) -> ProjectView:
+    """The project of this request id: found, or made now, or made by a racing replica.
+
+    Two managers may handle one request id at once (a retry reached another replica); the
+    loser of the unique index waits briefly for the winner's project to appear.
+    """
+    for _ in range(2):
+        existing = await deps.store.project_by_request(user, req.request_id)
+        if existing is not None:
+            return existing
+        try:
+            new = await deps.store.create_project(
+                user, req.request_id, req.sla, req.sla_name, {}, deps.host
+            )
+        except StoreError:
+            for _ in range(40):
+                await asyncio.sleep(0.05)
+                existing = await deps.store.project_by_request(user, req.request_id)
+                if existing is not None:
+                    return existing
+        else:
+            return new.project
+    raise StoreError(f"request {req.request_id}: no project made, and creating one failed")
+
+
+def mine(view: ProjectView, deps: Deps) -> bool:
+    """Whether this replica runs the project's services (the one that created it does)."""
+    return view.host in ("", deps.host)
 
 
 async def _ensure_observer(project_id: str, deps: Deps) -> None:
@@ -96,7 +119,7 @@ async def advance(project_id: str, deps: Deps) -> None:
     """Carry a project's start on from where it stands; every step is safe to repeat."""
     async with deps.locks.hold(project_id):
         view = await deps.store.project(project_id)
-        if view is None or view.state is not ProjectState.STARTING:
+        if view is None or view.state is not ProjectState.STARTING or not mine(view, deps):
             return
         await _ensure_observer(project_id, deps)
         if await deps.store.step(project_id) < STEP_BUILDER_ANNOUNCED:

@@ -115,12 +115,13 @@ class MongoStore:
         sla: dict[str, Any],
         sla_name: str,
         observer_config: dict[str, Any],
+        host: str = "",
     ) -> NewProject:
         """See ``Store.create_project``: app, observatory, observer, then the project last."""
         now = time.time()
         candidate, project_id = ids.new_object_id(), ids.new_object_id()
         name = ids.project_app_name(request_id)
-        fields = {"name": name, "sla": json.dumps(sla), "sla_name": sla_name}
+        fields = {"name": name, "sla": json.dumps(sla), "sla_name": sla_name, "host": host}
         undo: _UndoSteps = []
         try:
             await self._apps.insert_one(_app(project_id, name, user, project_id, now))
@@ -329,15 +330,18 @@ class MongoStore:
         return [_spec(d) for d in docs]
 
     @_translated
-    async def services_to_run(self) -> list[ServiceSpec]:
+    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
         """See ``Store.services_to_run``."""
-        query = {"status": {"$in": _RUNNABLE}}
+        query: Doc = {"status": {"$in": _RUNNABLE}}
+        if host is not None:
+            mine = self._projects.find({"host": {"$in": [host, "", None]}}, {"_id": 1})
+            query["project_id"] = {"$in": [str(d["_id"]) for d in await mine.to_list()]}
         return [_spec(d) for d in await self._services.find(query).sort("_id", ASCENDING).to_list()]
 
     @_translated
-    async def unfinished_projects(self) -> list[str]:
+    async def unfinished_projects(self, host: str = "") -> list[str]:
         """See ``Store.unfinished_projects``."""
-        query = {"state": ProjectState.STARTING.value}
+        query = {"state": ProjectState.STARTING.value, "host": {"$in": [host, "", None]}}
         docs = await self._projects.find(query, {"_id": 1}).sort("_id", ASCENDING).to_list()
         return [str(d["_id"]) for d in docs]
 
@@ -382,4 +386,6 @@ def _service_view(doc: Mapping[str, Any], app_name: str) -> ServiceView:
 
 def _project_view(doc: Doc, apps: list[AppView], services: list[ServiceView]) -> ProjectView:
     fields = {f: doc[f] for f in (*_PROJECT_FIELDS, *_TIMES)}
-    return ProjectView(id=doc["_id"], apps=apps, services=services, **fields)
+    return ProjectView(
+        id=doc["_id"], host=doc.get("host") or "", apps=apps, services=services, **fields
+    )

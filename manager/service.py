@@ -54,17 +54,17 @@ REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
 class ManagerService:
     """Binds the manager's handlers to the link's request and event topics."""
 
-    def __init__(self, link: Link, deps: Deps) -> None:
+    def __init__(self, link: Link, deps: Deps, *, shared_group: str | None = None) -> None:
         self._link = link
         self._deps = deps
-        link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True)
+        link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group)
         link.route(topics.ALL_EVENTS, self.on_event)
         link.route(topics.ALL_HEARTBEATS, self.on_heartbeat)
 
     async def resume(self) -> None:
         """Watch the services that run, and finish starts a previous run left unfinished."""
         await lifecycle.watch_running(self._deps)
-        for project_id in await self._deps.store.unfinished_projects():
+        for project_id in await self._deps.store.unfinished_projects(self._deps.host):
             log.info("resuming the start of project %s", project_id)
             await handlers.advance(project_id, self._deps)
 

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY REFERENCES applications(id), user TEXT NOT NULL, name TEXT NOT NULL,
     request_id TEXT NOT NULL, sla TEXT NOT NULL, sla_name TEXT NOT NULL,
     state TEXT NOT NULL, state_reason TEXT NOT NULL DEFAULT '', step INTEGER NOT NULL DEFAULT 0,
+    host TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (user, request_id));
 CREATE TABLE IF NOT EXISTS services (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
@@ -65,6 +66,10 @@ class SqliteStore:
     async def open(cls, path: Path) -> SqliteStore:
         """Open (and create) the database at ``path``."""
         db = await open_db(path, SCHEMA, "manager")
+        async with db.execute("PRAGMA table_info(projects)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "host" not in columns:  # a database made before replicas existed
+            await db.execute("ALTER TABLE projects ADD COLUMN host TEXT NOT NULL DEFAULT ''")
         return cls(db)
 
     async def close(self) -> None:
@@ -101,6 +106,7 @@ class SqliteStore:
         sla: dict[str, Any],
         sla_name: str,
         observer_config: dict[str, Any],
+        host: str = "",
     ) -> NewProject:
         """See ``Store.create_project``."""
         now = time.time()
@@ -123,7 +129,7 @@ class SqliteStore:
             )
             await db.execute(
                 "INSERT INTO projects (id, user, name, request_id, sla, sla_name, state,"
-                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " created_at, updated_at, host) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     project_id,
                     user,
@@ -134,6 +140,7 @@ class SqliteStore:
                     ProjectState.STARTING.value,
                     now,
                     now,
+                    host,
                 ),
             )
             observer = await self._insert_service(
@@ -330,19 +337,25 @@ class SqliteStore:
         )
         return [_spec(r) for r in rows]
 
-    async def services_to_run(self) -> list[ServiceSpec]:
+    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
         """See ``Store.services_to_run``."""
         marks = ",".join("?" * len(_RUNNABLE))
+        args: list[str] = [s.value for s in _RUNNABLE]
+        of_host = ""
+        if host is not None:
+            of_host = " AND project_id IN (SELECT id FROM projects WHERE host IN (?, ''))"
+            args.append(host)
         rows = await self._rows(
-            f"SELECT * FROM services WHERE status IN ({marks}) ORDER BY id",  # noqa: S608
-            [s.value for s in _RUNNABLE],
+            f"SELECT * FROM services WHERE status IN ({marks}){of_host} ORDER BY id",  # noqa: S608
+            args,
         )
         return [_spec(r) for r in rows]
 
-    async def unfinished_projects(self) -> list[str]:
+    async def unfinished_projects(self, host: str = "") -> list[str]:
         """See ``Store.unfinished_projects``."""
         rows = await self._rows(
-            "SELECT id FROM projects WHERE state=? ORDER BY id", (ProjectState.STARTING.value,)
+            "SELECT id FROM projects WHERE state=? AND host IN (?, '') ORDER BY id",
+            (ProjectState.STARTING.value, host),
         )
         return [str(r[0]) for r in rows]
 
@@ -382,6 +395,7 @@ def _project_view(
         state_reason=row["state_reason"],
         sla_name=row["sla_name"],
         request_id=row["request_id"],
+        host=row["host"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         apps=apps,

@@ -61,6 +61,7 @@ class Store(Protocol):
         sla: dict[str, Any],
         sla_name: str,
         observer_config: dict[str, Any],
+        host: str = "",
     ) -> NewProject:
         """Create a project atomically, with what its start needs first.
 
@@ -106,11 +107,11 @@ class Store(Protocol):
     async def project_services(self, project_id: str) -> list[ServiceSpec]:
         """The services of one project, oldest first."""
 
-    async def services_to_run(self) -> list[ServiceSpec]:
-        """Services that should be running (to bring back after a restart)."""
+    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
+        """Services that should be running; with ``host``, only those of its projects."""
 
-    async def unfinished_projects(self) -> list[str]:
-        """Projects whose start did not finish (to resume after a restart)."""
+    async def unfinished_projects(self, host: str = "") -> list[str]:
+        """Projects of ``host`` (or of no host) whose start did not finish, to resume."""
 
     async def answer_for(self, user: str, request_id: str) -> dict[str, Any] | None:
         """The answer already given to a request id, if any (for exactly-once effects)."""

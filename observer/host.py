@@ -43,7 +43,15 @@ class _Pending:
 class ObserverHost:
     """Runs the observers of many projects; see the module docstring."""
 
-    def __init__(self, link: Link, store: LogStore, started_event_id: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        link: Link,
+        store: LogStore,
+        started_event_id: Callable[[str], str],
+        *,
+        answer_unknown: bool = True,
+    ) -> None:
+        self._answer_unknown = answer_unknown  # False where other replicas host other logs
         self._link = link
         self._store = store
         self._started_id = started_event_id
@@ -145,7 +153,10 @@ class ObserverHost:
             log.warning("dropped log query on %s: %s", inbound.topic, exc)
             return
         reply_topic = topics.reply(topic.user, query.reply_to)
-        if await self._store.owner(topic.project_id) != topic.user:
+        owner = await self._store.owner(topic.project_id)
+        if owner is None and not self._answer_unknown:
+            return  # another replica hosts it (or nobody does): let that one answer
+        if owner != topic.user:
             answer = Reply(
                 request_id=query.request_id,
                 ok=False,

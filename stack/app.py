@@ -86,24 +86,32 @@ async def _run_services(
         log.info("service %s is now %s", spec.name, status)
         await store.set_instance_status(spec.id, status)
 
-    observers = ObserverHost(link, logs, lambda sid: stable_event_id(sid, "started"))
+    observers = ObserverHost(
+        link, logs, lambda sid: stable_event_id(sid, "started"), answer_unknown=not settings.cluster
+    )
 
     async def beat(spec: ServiceSpec) -> None:
         beat = Heartbeat(source=spec.name)
         await link.publish(topics.heartbeat(spec.user, spec.project_id), codec.encode(beat), qos=0)
 
     runtime = LocalRuntime(observers, emit, beat, on_status)
+    deps = Deps(
+        store,
+        runtime,
+        emit,
+        settings.registry,
+        settings.git_timeout,
+        settings.service_deadline,
+        host=settings.identifier,
+    )
     manager = ManagerService(
-        link,
-        Deps(
-            store, runtime, emit, settings.registry, settings.git_timeout, settings.service_deadline
-        ),
+        link, deps, shared_group="flops-managers" if settings.cluster else None
     )
     try:
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(observers.write_forever())
             await observers.load()
-            for spec in await store.services_to_run():
+            for spec in await store.services_to_run(settings.identifier):
                 await runtime.deploy(spec)
             link_task = tasks.create_task(link.run(stop))
             await link.wait_connected(15.0)

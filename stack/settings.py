@@ -19,6 +19,9 @@ class StackSettings(BaseModel):
     broker: Literal["auto", "mosquitto", "amqtt", "external"] = "auto"
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=0, ge=0, le=65535)  # 0: a free port for the embedded broker
+    # Several stacks on one broker and one database: requests are shared among them (an MQTT
+    # shared subscription); each needs its own `identifier` and data dir.
+    cluster: bool = False
     secure: bool = False  # passwords, per-user ACL and TLS on the embedded broker
     ca_file: Path | None = None  # TLS to an external broker: the CA that signed it
     cert_file: Path | None = None  # and the services' client certificate, if it wants one

@@ -33,9 +33,14 @@ def sla_for(stack: Stack) -> dict[str, Any]:
 
 
 async def burst(
-    broker: BrokerProcess, sla: dict[str, Any], answered: list[tuple[str, str]], timeout: float = 90
+    broker: BrokerProcess,
+    sla: dict[str, Any],
+    answered: list[tuple[str, str]],
+    timeout: float = 90,
+    clients: int = CLIENTS,
+    per_client: int = PER_CLIENT,
 ) -> None:
-    """CLIENTS concurrent clients, each starting PER_CLIENT projects, 5 in flight at a time."""
+    """Concurrent clients, each starting ``per_client`` projects, 5 in flight at a time."""
 
     async def client() -> None:
         async with session(broker.address, "Admin", timeout) as sess:
@@ -54,9 +59,9 @@ async def burst(
                     )
                     answered.append((req.request_id, view.id))
 
-            await asyncio.gather(*(one() for _ in range(PER_CLIENT)))
+            await asyncio.gather(*(one() for _ in range(per_client)))
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    await asyncio.gather(*(client() for _ in range(clients)))
 
 
 async def wait_for(condition: Any, timeout: float = 60) -> None:

@@ -1,0 +1,75 @@
+"""Three managers on one broker and one MongoDB share the requests; losing one loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BrokerProcess, cli_env, make_repo
+from tests.integration.conftest import Stack, start, write_local_sla
+from tests.integration.test_faults import burst, sla_for, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+CLIENTS, PER_CLIENT = 3, 40  # 120 starts: nx-27017 runs one command at a time
+
+
+def replicas(tmp_path: Path, broker: BrokerProcess, mongo_url: str) -> list[Stack]:
+    database = "replicas_" + re.sub(r"\W", "_", tmp_path.name)[-30:]
+    url = mongo_url.replace("/?", f"/{database}?", 1)
+    repo = make_repo(tmp_path / "repos")
+    write_local_sla(tmp_path / "slas", repo)
+    stacks = []
+    for name in ("r1", "r2", "r3"):
+        root = tmp_path / name
+        root.mkdir()
+        env = cli_env(
+            root,
+            FLOPS_SLA_DIR=str(tmp_path / "slas"),
+            FLOPS_STORE="mongodb",
+            FLOPS_MONGO_URL=url,
+            FLOPS_CLUSTER="true",
+            FLOPS_IDENTIFIER=name,
+        )
+        stack = Stack(root, env)
+        stack.repo = repo  # type: ignore[attr-defined]
+        stacks.append(stack)
+    return stacks
+
+
+async def test_three_managers_share_a_burst_and_survive_losing_one(
+    tmp_path: Path, broker: BrokerProcess, mongo_url: str
+) -> None:
+    r1, r2, _ = stacks = replicas(tmp_path, broker, mongo_url)
+    for stack in stacks:
+        start(stack, broker)
+    answered: list[tuple[str, str]] = []
+    clients = asyncio.create_task(
+        burst(broker, sla_for(r1), answered, 120, clients=CLIENTS, per_client=PER_CLIENT)
+    )
+    await wait_for(lambda: len(answered) >= 30)
+    assert r2.stop(signal.SIGKILL) == -signal.SIGKILL
+    await asyncio.sleep(1)
+    start(r2, broker)
+    await clients
+
+    projects: Any = []
+
+    def all_started() -> bool:
+        projects[:] = r1.cli_json("projects")["projects"]
+        return all(p["state"] == "BUILDING" for p in projects)
+
+    await wait_for(all_started, 90)
+    by_request = {p["request_id"]: p for p in projects}
+    assert len(answered) == CLIENTS * PER_CLIENT == len(projects)  # each handled once
+    assert all(by_request[rid]["id"] == pid for rid, pid in answered)
+    assert {p["host"] for p in projects} == {"r1", "r2", "r3"}  # the load was shared
+    some = next(p for p in projects if p["host"] == "r3")
+    log: Any = r1.cli_json("log", some["id"])  # asked through the broker, r3 answers
+    assert [e["seq"] for e in log["entries"]] == [1, 2, 3]
+    for stack in stacks:
+        assert stack.stop() == 0
