@@ -127,7 +127,7 @@ async def _connect(settings: CliSettings, user: str) -> AsyncIterator[Session]:
 
 
 def _hint(problem: str) -> str:
-    if "refused" in problem:
+    if "refused user" in problem or "refused this client" in problem:
         return LOGIN_HINT
     if "not trusted" in problem or "TLS" in problem:
         return TLS_HINT
