@@ -6,9 +6,7 @@ Exit codes: 0 done; 1 failed (no broker, no answer, refused, project failed);
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine
@@ -75,11 +73,17 @@ def _warn_if_exposed(path: Path) -> None:
 
 
 def _finish(run: Callable[[], Coroutine[Any, Any, int] | int], json_out: bool) -> NoReturn:
-    # paho logs socket errors itself; we say what went wrong in one line instead.
-    logging.getLogger("mqtt").setLevel(logging.CRITICAL)
     try:
         result = run()
-        code = asyncio.run(result) if asyncio.iscoroutine(result) else result
+        if isinstance(result, Coroutine):
+            import asyncio  # noqa: PLC0415 - 80 ms: only commands that talk pay for it
+            import logging  # noqa: PLC0415
+
+            # paho logs socket errors itself; we say what went wrong in one line instead.
+            logging.getLogger("mqtt").setLevel(logging.CRITICAL)
+            code = asyncio.run(result)
+        else:
+            code = result
     except KeyboardInterrupt:
         click.echo("\nInterrupted; anything already sent keeps going.", err=True)
         sys.exit(130)
