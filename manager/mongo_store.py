@@ -286,9 +286,8 @@ class MongoStore:
         if doc is None:
             return None
         services = await self._service_views({"project_id": project_id}, _OLDEST_FIRST)
-        app_ids = {s.app_id for s in services} | {project_id}
-        apps = [a for a in await self.apps(doc["user"]) if a.id in app_ids]
-        return _project_view(doc, apps, services)
+        app_ids = sorted({s.app_id for s in services} | {project_id})
+        return _project_view(doc, await self._apps_of(doc["user"], app_ids), services)
 
     @_translated
     async def projects(self, user: str) -> list[ProjectView]:
@@ -299,7 +298,12 @@ class MongoStore:
     @_translated
     async def apps(self, user: str) -> list[AppView]:
         """See ``Store.apps``: ordered by id, with how many services each holds."""
-        docs = await self._apps.find({"user": user}).sort("_id", ASCENDING).to_list()
+        return await self._apps_of(user, None)
+
+    async def _apps_of(self, user: str, only: list[str] | None) -> list[AppView]:
+        """The user's applications (only the ids in ``only``, if given) with service counts."""
+        query: Doc = {"user": user} if only is None else {"user": user, "_id": {"$in": only}}
+        docs = await self._apps.find(query).sort("_id", ASCENDING).to_list()
         pipeline: list[Doc] = [
             {"$match": {"app_id": {"$in": [d["_id"] for d in docs]}}},
             {"$group": {"_id": "$app_id", "n": {"$sum": 1}}},

@@ -303,9 +303,8 @@ class SqliteStore:
                 (project_id,),
             )
         ]
-        app_ids = {s.app_id for s in services} | {project_id}
-        apps = [a for a in await self.apps(rows[0]["user"]) if a.id in app_ids]
-        return _project_view(rows[0], apps, services)
+        app_ids = sorted({s.app_id for s in services} | {project_id})
+        return _project_view(rows[0], await self._apps(rows[0]["user"], app_ids), services)
 
     async def projects(self, user: str) -> list[ProjectView]:
         """See ``Store.projects``."""
@@ -314,11 +313,16 @@ class SqliteStore:
 
     async def apps(self, user: str) -> list[AppView]:
         """See ``Store.apps``."""
-        rows = await self._rows(
-            "SELECT a.id, a.name, a.user, COUNT(s.id) AS n FROM applications a LEFT JOIN"
-            " services s ON s.app_id = a.id WHERE a.user=? GROUP BY a.id ORDER BY a.id",
-            (user,),
+        return await self._apps(user, None)
+
+    async def _apps(self, user: str, only: list[str] | None) -> list[AppView]:
+        """The user's applications (only the ids in ``only``, if given) with service counts."""
+        which = f" AND a.id IN ({','.join('?' * len(only))})" if only is not None else ""
+        sql = (  # only placeholders are formatted in
+            "SELECT a.id, a.name, a.user, COUNT(s.id) AS n FROM applications a LEFT JOIN"  # noqa: S608
+            f" services s ON s.app_id = a.id WHERE a.user=?{which} GROUP BY a.id ORDER BY a.id"
         )
+        rows = await self._rows(sql, (user, *(only or [])))
         return [AppView(id=r["id"], name=r["name"], user=r["user"], services=r["n"]) for r in rows]
 
     async def services(self, user: str) -> list[ServiceView]:
