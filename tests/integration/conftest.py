@@ -30,6 +30,21 @@ def write_local_sla(
     return path
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # the stack processes of per-test stacks
+
+
+@pytest.fixture(autouse=True)
+def no_stack_outlives_its_test() -> Iterator[None]:
+    """Kill the stack processes a (failed) test started and left running."""
+    before = len(STARTED)
+    yield
+    while len(STARTED) > before:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 @dataclass
 class Stack:
     """A ``flops up`` process and the environment its CLI users share."""
@@ -37,6 +52,7 @@ class Stack:
     root: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    per_test: bool = False  # killed after its test, should the test fail before stopping it
 
     @property
     def data_dir(self) -> Path:
@@ -47,6 +63,8 @@ class Stack:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "up", *args], env=self.env, stdout=log, stderr=log
         )
+        if self.per_test:
+            STARTED.append(self.proc)
         deadline = time.monotonic() + 20
         card = self.data_dir / "stack.json"
         while time.monotonic() < deadline:
@@ -103,7 +121,9 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
 def make_stack(tmp_path: Path, broker: BrokerProcess, **env: str) -> Stack:
     repo = make_repo(tmp_path / "repos")
     write_local_sla(tmp_path / "slas", repo)
-    stack = Stack(tmp_path, cli_env(tmp_path, FLOPS_SLA_DIR=str(tmp_path / "slas"), **env))
+    stack = Stack(
+        tmp_path, cli_env(tmp_path, FLOPS_SLA_DIR=str(tmp_path / "slas"), **env), per_test=True
+    )
     stack.repo = repo  # type: ignore[attr-defined]
     return stack
 

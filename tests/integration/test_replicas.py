@@ -35,7 +35,7 @@ def replicas(tmp_path: Path, broker: BrokerProcess, mongo_url: str) -> list[Stac
             FLOPS_CLUSTER="true",
             FLOPS_IDENTIFIER=name,
         )
-        stack = Stack(root, env)
+        stack = Stack(root, env, per_test=True)
         stack.repo = repo  # type: ignore[attr-defined]
         stacks.append(stack)
     return stacks
