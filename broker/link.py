@@ -183,17 +183,21 @@ class Link:
         except TimeoutError:
             raise BrokerError(f"no MQTT broker reachable at {self.address}") from None
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(
+        self, stop: asyncio.Event, drained: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         """Connect, subscribe and dispatch until ``stop`` is set, reconnecting with backoff.
 
         On ``stop`` it reads no more messages, lets the handlers in flight finish (they may
-        still publish), then disconnects; unread messages stay with the broker.
+        still publish), awaits ``drained`` (still connected), then disconnects; unread
+        messages stay with the broker.
         """
         client = make_client(
             self.address, self.identifier, persistent=True, credentials=self.credentials
         )
         # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
         client._client.manual_ack_set(True)  # noqa: SLF001
+        client.pending_calls_threshold = 10 * self.max_concurrent  # many publishes are normal
         backoff = 0.1
         while not stop.is_set():
             try:
@@ -205,8 +209,10 @@ class Link:
                     log.info("connected to %s as %s", self.address, self.identifier)
                     backoff = 0.1
                     await self._dispatch_until(client, stop)
-                    self._stopping = True
                     await self._drain()
+                    if drained is not None:
+                        await drained()  # still connected: the last publishes go out
+                    self._stopping = True
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 if stop.is_set():

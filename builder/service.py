@@ -67,7 +67,10 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
     except OSError as exc:
         raise BuildFailedError(f"git is not available: {exc}") from exc
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation
+        # that arrives as the process ends, and a stopping stack then waits for the builder.
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -68,6 +68,14 @@ async def fail(
     )
 
 
+async def service_failed(spec: ServiceSpec, deps: Deps) -> None:
+    """A project service's instance failed: its project fails, unless already final."""
+    async with deps.locks.hold(spec.project_id):
+        view = await deps.store.project(spec.project_id)
+        if view is not None and not view.state.final:
+            await fail(view, f"service {spec.name} failed", deps, culprit=spec)
+
+
 async def apply_event(user: str, project_id: str, event: Event, deps: Deps) -> None:
     """Note that the event's source reported, and apply the project state it reports.
 

@@ -11,8 +11,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from broker.messages import (
     AppView,
     Instance,
@@ -23,7 +21,7 @@ from broker.messages import (
 )
 from core import ids
 from core.errors import StoreError
-from core.sqlite import open_db
+from core.sqlite import Database, open_db
 from manager.store import TRANSITIONS, NewProject, ServiceSpec
 
 SCHEMA = """
@@ -58,7 +56,7 @@ _RUNNABLE = (
 class SqliteStore:
     """Manager state in one SQLite file (WAL); one connection, transactions serialised."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = asyncio.Lock()
 
@@ -77,7 +75,7 @@ class SqliteStore:
         await self._db.close()
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _tx(self) -> AsyncIterator[Database]:
         async with self._lock:
             try:
                 await self._db.execute("BEGIN IMMEDIATE")
@@ -160,7 +158,7 @@ class SqliteStore:
 
     async def _insert_service(
         self,
-        db: aiosqlite.Connection,
+        db: Database,
         project_id: str,
         user: str,
         app_id: str,

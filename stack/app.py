@@ -21,6 +21,7 @@ from broker.link import Link
 from broker.messages import Event, Heartbeat, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError
+from manager import lifecycle
 from manager.deps import Deps, stable_event_id
 from manager.service import ManagerService
 from manager.sqlite_store import SqliteStore
@@ -85,6 +86,8 @@ async def _run_services(
     async def on_status(spec: ServiceSpec, status: InstanceStatus) -> None:
         log.info("service %s is now %s", spec.name, status)
         await store.set_instance_status(spec.id, status)
+        if status is InstanceStatus.FAILED:  # a crashed service must not leave its project hanging
+            await lifecycle.service_failed(spec, deps)
 
     observers = ObserverHost(
         link, logs, lambda sid: stable_event_id(sid, "started"), answer_unknown=not settings.cluster
@@ -113,9 +116,18 @@ async def _run_services(
             await observers.load()
             for spec in await store.services_to_run(settings.identifier):
                 await runtime.deploy(spec)
-            link_task = tasks.create_task(link.run(stop))
+
+            async def drained() -> None:
+                log.info("stopping: stopping services, writing queued events")
+                await runtime.stop()
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+                await observers.flush()
+
+            link_task = tasks.create_task(link.run(stop, drained))
             await link.wait_connected(15.0)
-            await manager.resume()
+            tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
             tasks.create_task(manager.watchdog(stop))
             card = StackCard(
                 os.getpid(),
@@ -136,13 +148,7 @@ async def _run_services(
             )
             if ready is not None:
                 ready(card)
-            await link_task  # returns once stop is set and the handlers drained
-            log.info("stopping: writing queued events, stopping services")
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            await observers.flush()
-            await runtime.stop()
+            await link_task  # returns once stop is set, the handlers and services drained
     finally:
         await logs.close()
         await store.close()

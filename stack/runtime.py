@@ -33,6 +33,7 @@ class LocalRuntime:
         self._beat = beat
         self._on_status = on_status
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start ``spec``; a service that already runs is left alone."""
@@ -74,6 +75,8 @@ class LocalRuntime:
         except BuildFailedError:
             status = InstanceStatus.FAILED
         except Exception:
+            if self._stopping:
+                return  # cut off by the shutdown: restored at the next start
             log.exception("service %s crashed", spec.name)
             status = InstanceStatus.FAILED
         else:
@@ -83,8 +86,10 @@ class LocalRuntime:
 
     async def stop(self) -> None:
         """Cancel every service task and wait for them; they are restored at the next start."""
-        tasks = list(self._tasks.values())
+        self._stopping = True
+        pending = set(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while pending:  # cancel again any task that let a cancellation slip
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
