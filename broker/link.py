@@ -161,7 +161,8 @@ class Link:
                 if self._stopping:
                     raise BrokerError(f"cannot publish to {self.address}: the link is closed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._connected.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await self._connected.wait()
             client = self._client
             if client is None:
                 continue
@@ -179,7 +180,8 @@ class Link:
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the first connection is up or raise ``BrokerError``."""
         try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
         except TimeoutError:
             raise BrokerError(f"no MQTT broker reachable at {self.address}") from None
 
@@ -224,7 +226,8 @@ class Link:
                     backoff,
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
+                    async with asyncio.timeout(backoff):
+                        await stop.wait()
                 backoff = min(backoff * 2, 5.0)
         self._connected.clear()
         await self._drain()

@@ -52,7 +52,8 @@ async def read_log(
     pending: dict[int, LogEntry] = {}
     while True:
         try:
-            payload = await asyncio.wait_for(live.get(), RESYNC_AFTER)
+            async with asyncio.timeout(RESYNC_AFTER):
+                payload = await live.get()
         except TimeoutError:
             payload = None
         if payload is not None:

@@ -73,7 +73,8 @@ class ManagerService:
         interval = max(0.1, self._deps.service_deadline / 8)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await stop.wait()
             try:
                 await lifecycle.check_deadlines(self._deps)
             except FlopsError:
