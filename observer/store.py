@@ -12,11 +12,9 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-import aiosqlite
-
 from broker.messages import Event, Level, LogEntry, ProjectState
 from core.errors import StoreError
-from core.sqlite import open_db
+from core.sqlite import Database, open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -33,7 +31,7 @@ _COLUMNS = "project_id, seq, event_id, ts, source, level, text, state"
 class LogStore:
     """The observers' log database; only the host's single writer task appends."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._last: dict[str, int] = {}
         self._write_lock = asyncio.Lock()  # one write transaction at a time on the connection
