@@ -82,13 +82,47 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
     return sha
 
 
+Resolve = Callable[[str, float], Awaitable[str]]  # (repo url, timeout) -> commit sha
+
+
+class CommitCache:
+    """HEADs for builders that share a process, asked of git once per repository and ttl.
+
+    However many projects of one repository start within ``ttl`` seconds, one
+    ``git ls-remote`` answers them all.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self._ttl = ttl
+        self._known: dict[str, tuple[float, asyncio.Future[str]]] = {}
+
+    async def resolve(self, repo_url: str, timeout: float) -> str:
+        """The repository's HEAD, asked of git at most once per ``ttl``."""
+        loop = asyncio.get_running_loop()
+        known = self._known.get(repo_url)
+        if known is None or loop.time() - known[0] > self._ttl:
+            future = asyncio.ensure_future(resolve_commit(repo_url, timeout))
+            known = self._known[repo_url] = (loop.time(), future)
+        try:
+            return await asyncio.shield(known[1])
+        except BuildFailedError:
+            self._known.pop(repo_url, None)  # ask again next time
+            raise
+
+
 async def run_builder(
-    service_id: str, name: str, project_id: str, config: BuilderConfig, emit: Emit, beat: Beat
+    service_id: str,
+    name: str,
+    project_id: str,
+    config: BuilderConfig,
+    emit: Emit,
+    beat: Beat,
+    resolve: Resolve = resolve_commit,
 ) -> None:
     """Run the builder: report the build start, or the failure, then keep reporting alive."""
     try:
         image_name(config.registry, config.repo_url, "x")
-        commit = await resolve_commit(config.repo_url, config.git_timeout)
+        commit = await resolve(config.repo_url, config.git_timeout)
     except BuildFailedError as exc:
         await emit(
             Event(

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from broker.messages import Event, InstanceStatus
-from builder.service import BuilderConfig, BuildFailedError, run_builder
+from builder.service import BuilderConfig, BuildFailedError, CommitCache, run_builder
 from core.errors import DeployError
 from manager.deploy import StatusSink
 from manager.store import ServiceSpec
@@ -34,6 +34,7 @@ class LocalRuntime:
         self._on_status = on_status
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        self._commits = CommitCache()
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start ``spec``; a service that already runs is left alone."""
@@ -71,7 +72,9 @@ class LocalRuntime:
             await self._beat(spec)
 
         try:
-            await run_builder(spec.id, spec.name, spec.project_id, config, emit, beat)
+            await run_builder(
+                spec.id, spec.name, spec.project_id, config, emit, beat, self._commits.resolve
+            )
         except BuildFailedError:
             status = InstanceStatus.FAILED
         except Exception:

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from broker.messages import Event, Level, ProjectState
+from builder import service
 from builder.service import BuilderConfig, BuildFailedError, image_name, run_builder
 from tests.conftest import head_of
 
@@ -73,3 +74,19 @@ def test_image_names_lower_case_the_github_user() -> None:
     assert (
         image_name("r:1", "https://github.com/Malyuk-A/repo", "abc") == "r:1/malyuk-a/repo/base:abc"
     )
+
+
+async def test_the_commit_cache_asks_git_once_per_repository(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = service.resolve_commit
+
+    async def counting(url: str, timeout: float) -> str:
+        calls.append(url)
+        return await real(url, timeout)
+
+    monkeypatch.setattr(service, "resolve_commit", counting)
+    cache = service.CommitCache(ttl=60)
+    shas = await asyncio.gather(*(cache.resolve(f"file://{git_repo}", 5) for _ in range(20)))
+    assert set(shas) == {head_of(git_repo)} and len(calls) == 1
