@@ -84,14 +84,14 @@ async def apply_event(user: str, project_id: str, event: Event, deps: Deps) -> N
     deps.liveness.heard(event.source)
     if event.state is None or event.project_id != project_id:
         return
-    view = await deps.store.project(project_id)
-    if view is None or view.user != user:
+    head = await deps.store.owner_and_state(project_id)
+    if head is None or head[0] != user:
         log.warning("state event for unknown project %s of %s dropped", project_id, user)
         return
-    if view.state is not event.state and not await deps.store.set_state(
+    if head[1] is not event.state and not await deps.store.set_state(
         project_id, event.state, event.text
     ):
-        log.warning("project %s: %s -> %s refused", project_id, view.state, event.state)
+        log.warning("project %s: %s -> %s refused", project_id, head[1], event.state)
 
 
 async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:

@@ -265,6 +265,12 @@ class MongoStore:
         return 0 if doc is None else int(doc["step"])
 
     @_translated
+    async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
+        """See ``Store.owner_and_state``."""
+        doc = await self._projects.find_one({"_id": project_id}, {"user": 1, "state": 1})
+        return (str(doc["user"]), ProjectState(doc["state"])) if doc else None
+
+    @_translated
     async def project_sla(self, project_id: str) -> dict[str, Any]:
         """See ``Store.project_sla``."""
         doc = await self._projects.find_one({"_id": project_id}, {"sla": 1})

@@ -27,7 +27,8 @@ from manager.store import TRANSITIONS, NewProject, ServiceSpec
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, user TEXT NOT NULL,
-    project_id TEXT, created_at REAL NOT NULL, UNIQUE (user, name));
+    project_id TEXT, created_at REAL NOT NULL, services INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (user, name));
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY REFERENCES applications(id), user TEXT NOT NULL, name TEXT NOT NULL,
     request_id TEXT NOT NULL, sla TEXT NOT NULL, sla_name TEXT NOT NULL,
@@ -44,6 +45,13 @@ CREATE TABLE IF NOT EXISTS answers (
     PRIMARY KEY (user, request_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS services_by_user ON services(user);
 CREATE INDEX IF NOT EXISTS services_by_project ON services(project_id);
+"""
+# Each application counts its services, so a view never counts a large observatory.
+TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS services_counted_in AFTER INSERT ON services BEGIN
+    UPDATE applications SET services = services + 1 WHERE id = NEW.app_id; END;
+CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
+    UPDATE applications SET services = services - 1 WHERE id = OLD.app_id; END;
 """
 _RUNNABLE = (
     InstanceStatus.REQUESTED,
@@ -64,10 +72,8 @@ class SqliteStore:
     async def open(cls, path: Path) -> SqliteStore:
         """Open (and create) the database at ``path``."""
         db = await open_db(path, SCHEMA, "manager")
-        async with db.execute("PRAGMA table_info(projects)") as cur:
-            columns = {row[1] for row in await cur.fetchall()}
-        if "host" not in columns:  # a database made before replicas existed
-            await db.execute("ALTER TABLE projects ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+        await _migrate(db)
+        await db.executescript(TRIGGERS)
         return cls(db)
 
     async def close(self) -> None:
@@ -222,8 +228,7 @@ class SqliteStore:
             await db.execute("DELETE FROM applications WHERE id=?", (project_id,))
             if row is not None:
                 await db.execute(
-                    "DELETE FROM applications WHERE user=? AND name=? AND NOT EXISTS"
-                    " (SELECT 1 FROM services s WHERE s.app_id = applications.id)",
+                    "DELETE FROM applications WHERE user=? AND name=? AND services=0",
                     (row[0], ids.OBSERVATORY),
                 )
 
@@ -273,6 +278,11 @@ class SqliteStore:
         rows = await self._rows("SELECT step FROM projects WHERE id=?", (project_id,))
         return int(rows[0][0]) if rows else 0
 
+    async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
+        """See ``Store.owner_and_state``."""
+        rows = await self._rows("SELECT user, state FROM projects WHERE id=?", (project_id,))
+        return (str(rows[0][0]), ProjectState(rows[0][1])) if rows else None
+
     async def project_sla(self, project_id: str) -> dict[str, Any]:
         """See ``Store.project_sla``."""
         rows = await self._rows("SELECT sla FROM projects WHERE id=?", (project_id,))
@@ -315,10 +325,10 @@ class SqliteStore:
 
     async def _apps(self, user: str, only: list[str] | None) -> list[AppView]:
         """The user's applications (only the ids in ``only``, if given) with service counts."""
-        which = f" AND a.id IN ({','.join('?' * len(only))})" if only is not None else ""
+        which = f" AND id IN ({','.join('?' * len(only))})" if only is not None else ""
         sql = (  # only placeholders are formatted in
-            "SELECT a.id, a.name, a.user, COUNT(s.id) AS n FROM applications a LEFT JOIN"  # noqa: S608
-            f" services s ON s.app_id = a.id WHERE a.user=?{which} GROUP BY a.id ORDER BY a.id"
+            "SELECT id, name, user, services AS n FROM applications"  # noqa: S608
+            f" WHERE user=?{which} ORDER BY id"
         )
         rows = await self._rows(sql, (user, *(only or [])))
         return [AppView(id=r["id"], name=r["name"], user=r["user"], services=r["n"]) for r in rows]
@@ -360,6 +370,22 @@ class SqliteStore:
             (ProjectState.STARTING.value, host),
         )
         return [str(r[0]) for r in rows]
+
+
+async def _migrate(db: Database) -> None:
+    """Bring a database made by an earlier version up to this schema."""
+    async with db.execute("PRAGMA table_info(projects)") as cur:
+        if "host" not in {row[1] for row in await cur.fetchall()}:
+            await db.execute("ALTER TABLE projects ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+    async with db.execute("PRAGMA table_info(applications)") as cur:
+        if "services" not in {row[1] for row in await cur.fetchall()}:
+            await db.execute(
+                "ALTER TABLE applications ADD COLUMN services INTEGER NOT NULL DEFAULT 0"
+            )
+            await db.execute(
+                "UPDATE applications SET services ="
+                " (SELECT COUNT(*) FROM services s WHERE s.app_id = applications.id)"
+            )
 
 
 def _spec(row: sqlite3.Row) -> ServiceSpec:

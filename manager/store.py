@@ -89,6 +89,9 @@ class Store(Protocol):
     async def step(self, project_id: str) -> int:
         """How far a project's start has got."""
 
+    async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
+        """A project's user and state, cheaply (no applications or services)."""
+
     async def project_sla(self, project_id: str) -> dict[str, Any]:
         """The SLA a project was started with."""
 

@@ -457,3 +457,9 @@ async def test_mongo_create_failing_at_its_last_write_undoes_the_earlier_ones(
     ]
     await store.delete_project(kept.project.id)  # the observatory's count was restored exactly
     assert await store.apps("Admin") == []
+
+
+async def test_owner_and_state_is_the_cheap_head_of_a_project(store: Store) -> None:
+    new = await new_project(store, "carol")
+    assert await store.owner_and_state(new.project.id) == ("carol", ProjectState.STARTING)
+    assert await store.owner_and_state("f" * 24) is None
