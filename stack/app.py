@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from broker import codec, topics
 from broker.link import Link
-from broker.messages import Event, Heartbeat, InstanceStatus
+from broker.messages import Event, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError
 from manager import lifecycle
@@ -93,11 +93,11 @@ async def _run_services(
         link, logs, lambda sid: stable_event_id(sid, "started"), answer_unknown=not settings.cluster
     )
 
-    async def beat(spec: ServiceSpec) -> None:
-        beat = Heartbeat(source=spec.name)
-        await link.publish(topics.heartbeat(spec.user, spec.project_id), codec.encode(beat), qos=0)
+    def alive(names: list[str]) -> None:
+        for name in names:
+            deps.liveness.heard(name)
 
-    runtime = LocalRuntime(observers, emit, beat, on_status)
+    runtime = LocalRuntime(observers, emit, alive, on_status)
     deps = Deps(
         store,
         runtime,
@@ -129,6 +129,7 @@ async def _run_services(
             await link.wait_connected(15.0)
             tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
             tasks.create_task(manager.watchdog(stop))
+            tasks.create_task(runtime.report_alive(stop, settings.service_deadline / 4))
             card = StackCard(
                 os.getpid(),
                 wiring.address.host,
