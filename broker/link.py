@@ -154,6 +154,17 @@ class Link:
         subscription = f"$share/{shared_group}/{topic_filter}" if shared_group else topic_filter
         self._routes.append(_Route(topic_filter, subscription, handler, concurrent))
 
+    def publish_nowait(self, topic: str | topics.Topic, payload: bytes) -> bool:
+        """Hand a QoS 0 message to the client without waiting; say whether it was queued.
+
+        For derived streams whose readers recover gaps themselves (the live log).
+        """
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        info = client._client.publish(str(topic), payload, qos=0)  # noqa: SLF001 - see run()
+        return info.rc == paho.MQTT_ERR_SUCCESS
+
     async def publish(self, topic: str | topics.Topic, payload: bytes, *, qos: int = 1) -> None:
         """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects."""
         while True:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from broker import codec, topics
 from broker.link import Inbound, Link
 from broker.messages import ErrorBody, Event, LogPage, LogQuery, Reply
-from core.errors import BrokerError, StoreError
+from core.errors import StoreError
 from observer.store import LogStore
 
 log = logging.getLogger(__name__)
@@ -131,18 +131,16 @@ class ObserverHost:
         for pending in batch:
             pending.done()
         users = {p.event.project_id: p.user for p in batch}
-        try:
-            await asyncio.gather(
-                *(
-                    self._link.publish(
-                        topics.log(users[e.project_id], e.project_id), codec.encode(e)
-                    )
-                    for e in entries
-                )
+        # QoS 0 without waiting: entries are stored already, and a follower that misses one
+        # sees the gap in the sequence numbers and asks for it.
+        sent = sum(
+            self._link.publish_nowait(
+                topics.log(users[e.project_id], e.project_id), codec.encode(e)
             )
-        except BrokerError as exc:
-            # Stored already; followers catch up through a log query.
-            log.info("live log not published: %s", exc)
+            for e in entries
+        )
+        if sent < len(entries):
+            log.info("%d live log entries not published (followers catch up)", len(entries) - sent)
 
     async def on_query(self, inbound: Inbound) -> None:
         """Answer a follower's history query, for the user's own projects only."""
