@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     for name in argv:
         document = json.loads(Path(name).read_text())
         print(f"`{document['command']}`, {document['started_at']}, {document['duration_s']} s\n")
-        print(markdown(rows_of(document)))
+        print(markdown(rows_of(document)) + "\n")
     return 0
 
 
