@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 import paho.mqtt.client as paho
 
-from broker import topics
+from broker import codec, topics
 from core.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -160,13 +160,21 @@ class Link:
         For derived streams whose readers recover gaps themselves (the live log).
         """
         client = self._client
-        if client is None or not self._connected.is_set():
+        if client is None or not self._connected.is_set() or len(payload) > codec.MAX_PAYLOAD:
             return False
         info = client._client.publish(str(topic), payload, qos=0)  # noqa: SLF001 - see run()
         return info.rc == paho.MQTT_ERR_SUCCESS
 
     async def publish(self, topic: str | topics.Topic, payload: bytes, *, qos: int = 1) -> None:
-        """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects."""
+        """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects.
+
+        A payload over ``codec.MAX_PAYLOAD`` is refused here: the broker would drop the
+        whole connection for a packet over its limit.
+        """
+        if len(payload) > codec.MAX_PAYLOAD:
+            raise BrokerError(
+                f"not published on {topic}: {len(payload)} bytes is over {codec.MAX_PAYLOAD}"
+            )
         while True:
             while not self._connected.is_set():
                 if self._stopping:

@@ -186,9 +186,13 @@ class Reply(Message):
 
 
 class ProjectList(Message):
-    """Result of ``list_projects``."""
+    """Result of ``list_projects``: the newest ``LIST_LIMIT`` projects and how many exist."""
 
     projects: list[ProjectView]
+    total: int = 0
+
+
+LIST_LIMIT = 500  # keeps an answer well under the message size limit
 
 
 class AppList(Message):
@@ -264,3 +268,4 @@ class LogPage(Message):
     entries: list[LogEntry]
     next_seq: int
     state: ProjectState | None = None
+    more: bool = False  # the page was cut short (by count or size): ask from next_seq

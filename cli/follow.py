@@ -88,6 +88,6 @@ async def _catch_up(
     while True:
         for entry in page.entries:
             emit(entry)
-        if last is not None or len(page.entries) < PAGE:
+        if last is not None or not page.more:
             return page.next_seq, page.state
         page = await _page(sess, project_id, timeout, from_seq=page.next_seq)

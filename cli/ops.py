@@ -254,6 +254,8 @@ async def list_projects(settings: CliSettings) -> int:
     out = Out(settings)
     result = await _query(settings, topics.Op.LIST_PROJECTS, ProjectList)
     out.line(render.projects_table(result.projects) if result.projects else "No projects.")
+    if result.total > len(result.projects):
+        out.line(f"(the newest {len(result.projects)} of {result.total} projects)")
     out.doc(_dump(result))
     return 0
 

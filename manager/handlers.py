@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from broker.messages import (
+    LIST_LIMIT,
     AppList,
     CreateProject,
     Event,
@@ -163,7 +164,8 @@ async def _start_builder(view: ProjectView, deps: Deps) -> None:
 
 async def list_projects(user: str, _req: ListProjects, deps: Deps) -> ProjectList:
     """The user's projects."""
-    return ProjectList(projects=await deps.store.projects(user))
+    projects = await deps.store.projects(user)
+    return ProjectList(projects=projects[-LIST_LIMIT:], total=len(projects))
 
 
 async def show_project(user: str, req: ShowProject, deps: Deps) -> ProjectView:

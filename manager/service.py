@@ -158,4 +158,20 @@ class ManagerService:
         except topics.TopicError:
             log.warning("cannot answer %s: bad reply_to %r", reply.request_id, reply_to)
             return
-        await self._link.publish(topic, codec.encode(reply))
+        payload = codec.encode(reply)
+        if len(payload) > codec.MAX_PAYLOAD:
+            log.warning(
+                "answer to %s is %d bytes; sending an error instead", reply.request_id, len(payload)
+            )
+            payload = codec.encode(
+                Reply(
+                    request_id=reply.request_id,
+                    ok=False,
+                    error=ErrorBody(
+                        code="too_large",
+                        message=f"the answer would be {len(payload)} bytes, over "
+                        f"the {codec.MAX_PAYLOAD}-byte limit of a message",
+                    ),
+                )
+            )
+        await self._link.publish(topic, payload)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from broker import codec, topics
 from broker.link import Inbound, Link
-from broker.messages import ErrorBody, Event, LogPage, LogQuery, Reply
+from broker.messages import ErrorBody, Event, LogEntry, LogPage, LogQuery, Reply
 from core.errors import StoreError
 from observer.store import LogStore
 
@@ -170,13 +170,30 @@ class ObserverHost:
     async def page(self, project_id: str, query: LogQuery) -> LogPage:
         """One page of a project's log for ``query``."""
         if query.last is not None:
-            entries = await self._store.tail(project_id, query.last)
+            entries = _fit(list(reversed(await self._store.tail(project_id, query.last))))[::-1]
+            more = False
         else:
-            entries = await self._store.read(project_id, query.from_seq, query.limit)
+            found = await self._store.read(project_id, query.from_seq, query.limit)
+            entries = _fit(found)
+            more = len(entries) < len(found) or len(found) == query.limit
         next_seq = entries[-1].seq + 1 if entries else query.from_seq
         return LogPage(
             project_id=project_id,
             entries=entries,
             next_seq=next_seq,
             state=await self._store.state(project_id),
+            more=more,
         )
+
+
+PAGE_BYTES = 192 * 1024  # a page stays under the message size limit (codec.MAX_PAYLOAD)
+
+
+def _fit(entries: list[LogEntry]) -> list[LogEntry]:
+    """The leading entries whose encoded size fits in one page (at least one)."""
+    size = 0
+    for count, entry in enumerate(entries):
+        size += len(entry.text.encode()) + len(entry.source) + 200  # fields and JSON
+        if size > PAGE_BYTES and count:
+            return entries[:count]
+    return entries

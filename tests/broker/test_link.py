@@ -113,3 +113,15 @@ async def test_embedded_mosquitto_starts_on_a_free_port_and_remembers_it(tmp_pat
         assert second.address.port == port
     finally:
         await second.stop()
+
+
+async def test_an_oversized_payload_is_refused_before_it_reaches_the_broker(
+    mosquitto: BrokerProcess,
+) -> None:
+    from broker import codec  # noqa: PLC0415
+    from core.errors import BrokerError  # noqa: PLC0415
+
+    link = Link(mosquitto.address, "link-big")
+    with pytest.raises(BrokerError, match="bytes is over"):
+        await link.publish("t9/x", b"x" * (codec.MAX_PAYLOAD + 1))
+    assert link.publish_nowait("t9/x", b"x" * (codec.MAX_PAYLOAD + 1)) is False

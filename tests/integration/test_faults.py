@@ -203,3 +203,22 @@ async def test_log_query_pages_through_a_long_log(tmp_path: Path, broker: Broker
         page = await sess.request(topics.log_query("Admin", pid), query, LogPage, 10)
     assert [e.seq for e in page.entries] == list(range(2499, 2504))
     stack.stop()
+
+
+async def test_a_log_of_large_entries_is_read_in_pages_under_the_size_limit(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    stack = make_stack(tmp_path, broker)
+    start(stack, broker)
+    started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
+    pid = started["project"]["id"]
+    async with make_client(broker.address, "big-events", persistent=False) as client:
+        for i in range(300):
+            event = Event(project_id=pid, source="svc", text=f"{i:04d}" + "x" * 4000)
+            await client.publish(str(topics.events("Admin", pid)), codec.encode(event), qos=1)
+    await wait_for(lambda: len(read_all(stack, pid)) >= 303, 60)  # 1.2 MB through pages
+    entries = read_all(stack, pid)
+    assert [e["seq"] for e in entries] == list(range(1, 304))
+    last: Any = stack.cli_json("log", pid, "--last", "100")
+    assert last["entries"][-1]["seq"] == 303 and len(last["entries"]) >= 40
+    stack.stop()

@@ -12,6 +12,7 @@ from broker.messages import (
     Event,
     InstanceStatus,
     ListApps,
+    ListProjects,
     ProjectState,
     ShowProject,
 )
@@ -164,3 +165,13 @@ async def test_another_users_project_is_not_found(deps: Deps) -> None:
             "eve", ShowProject(request_id="show-0001", reply_to="c", project_id=view.id), deps
         )
     assert caught.value.code == "not_found"
+
+
+async def test_list_projects_answers_the_newest_500_and_the_total(deps: Deps) -> None:
+    for i in range(505):
+        await deps.store.create_project("Admin", f"many-{i:05d}", SLA, "s.json", {})
+    listed = await handlers.list_projects(
+        "Admin", ListProjects(request_id="list-0001", reply_to="c"), deps
+    )
+    assert listed.total == 505 and len(listed.projects) == 500
+    assert listed.projects[-1].request_id == "many-00504"
