@@ -126,10 +126,7 @@ async def test_a_broker_restart_mid_burst_loses_nothing(
 async def test_an_observer_killed_mid_stream_keeps_every_event_once_in_order(
     tmp_path: Path, broker: BrokerProcess
 ) -> None:
-    stack = make_stack(tmp_path, broker)
-    start(stack, broker)
-    started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
-    pid = started["project"]["id"]
+    stack, pid = started_project(tmp_path, broker)
     sources, per_source = 3, 1000
 
     async def publish(source: int) -> None:
@@ -158,6 +155,14 @@ async def test_an_observer_killed_mid_stream_keeps_every_event_once_in_order(
         mine = [int(t.split(":")[1]) for t in texts if t.startswith(f"{s}:")]
         assert mine == list(range(per_source))
     stack.stop()
+
+
+def started_project(tmp_path: Path, broker: BrokerProcess) -> tuple[Stack, str]:
+    """A running stack with one project started by the CLI, and that project's id."""
+    stack = make_stack(tmp_path, broker)
+    start(stack, broker)
+    started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
+    return stack, str(started["project"]["id"])
 
 
 def read_all(stack: Stack, project_id: str) -> list[dict[str, Any]]:
@@ -189,10 +194,7 @@ async def test_a_builder_that_never_reports_fails_the_project_at_the_deadline(
 
 
 async def test_log_query_pages_through_a_long_log(tmp_path: Path, broker: BrokerProcess) -> None:
-    stack = make_stack(tmp_path, broker)
-    start(stack, broker)
-    started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
-    pid = started["project"]["id"]
+    stack, pid = started_project(tmp_path, broker)
     async with make_client(broker.address, "pager", persistent=False) as client:
         for i in range(2500):
             event = Event(project_id=pid, source="svc", text=f"e{i}")
@@ -208,10 +210,7 @@ async def test_log_query_pages_through_a_long_log(tmp_path: Path, broker: Broker
 async def test_a_log_of_large_entries_is_read_in_pages_under_the_size_limit(
     tmp_path: Path, broker: BrokerProcess
 ) -> None:
-    stack = make_stack(tmp_path, broker)
-    start(stack, broker)
-    started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
-    pid = started["project"]["id"]
+    stack, pid = started_project(tmp_path, broker)
     async with make_client(broker.address, "big-events", persistent=False) as client:
         for i in range(300):
             event = Event(project_id=pid, source="svc", text=f"{i:04d}" + "x" * 4000)
