@@ -279,10 +279,20 @@ class Link:
                     await _run(route.handler, inbound, None)
             release()
 
-    async def _drain(self) -> None:
-        """Wait for the concurrent handlers still running."""
-        while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+    async def _drain(self, timeout: float = 15.0) -> None:
+        """Wait for the concurrent handlers still running, then cancel the stragglers.
+
+        A handler cancelled here has not acknowledged its message: the broker delivers it
+        again at the next start, so a broker that is gone cannot hold a shutdown forever.
+        """
+        if not self._inflight:
+            return
+        _, late = await asyncio.wait(set(self._inflight), timeout=timeout)
+        while late:
+            log.warning("cancelling %d handlers still running after %.0fs", len(late), timeout)
+            for task in late:
+                task.cancel()
+            _, late = await asyncio.wait(late, timeout=1.0)
 
 
 def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials | None) -> str:
