@@ -35,11 +35,6 @@ class Result:
     async def __aexit__(self, *_: object) -> None:
         self._cursor.close()
 
-    @property
-    def rowcount(self) -> int:
-        """Rows changed by the statement."""
-        return self._cursor.rowcount
-
     async def fetchall(self) -> list[sqlite3.Row]:
         """Every remaining row."""
         return self._cursor.fetchall()

@@ -26,13 +26,13 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from broker.messages import AppView, InstanceStatus, ProjectState, ProjectView, ServiceView
 from core import ids
 from core.errors import StoreError
-from manager.store import TRANSITIONS, NewProject, ServiceSpec
+from manager.store import RUNNABLE, TRANSITIONS, NewProject, ServiceSpec
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 P = ParamSpec("P")
 T = TypeVar("T")
-_RUNNABLE = [InstanceStatus(s).value for s in ("REQUESTED", "CREATING", "CREATED", "RUNNING")]
+_RUNNABLE = [s.value for s in RUNNABLE]
 _SPEC_FIELDS = ("name", "kind", "user", "project_id", "app_id")
 _PROJECT_FIELDS = ("name", "user", "state", "state_reason", "sla_name", "request_id")
 _TIMES = ("created_at", "updated_at")

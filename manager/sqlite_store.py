@@ -22,7 +22,7 @@ from broker.messages import (
 from core import ids
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from manager.store import TRANSITIONS, NewProject, ServiceSpec
+from manager.store import RUNNABLE, TRANSITIONS, NewProject, ServiceSpec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (
@@ -53,12 +53,6 @@ CREATE TRIGGER IF NOT EXISTS services_counted_in AFTER INSERT ON services BEGIN
 CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
     UPDATE applications SET services = services - 1 WHERE id = OLD.app_id; END;
 """
-_RUNNABLE = (
-    InstanceStatus.REQUESTED,
-    InstanceStatus.CREATING,
-    InstanceStatus.CREATED,
-    InstanceStatus.RUNNING,
-)
 
 
 class SqliteStore:
@@ -351,8 +345,8 @@ class SqliteStore:
 
     async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
         """See ``Store.services_to_run``."""
-        marks = ",".join("?" * len(_RUNNABLE))
-        args: list[str] = [s.value for s in _RUNNABLE]
+        marks = ",".join("?" * len(RUNNABLE))
+        args: list[str] = [s.value for s in RUNNABLE]
         of_host = ""
         if host is not None:
             of_host = " AND project_id IN (SELECT id FROM projects WHERE host IN (?, ''))"

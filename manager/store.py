@@ -42,6 +42,14 @@ TRANSITIONS: dict[ProjectState, set[ProjectState]] = {
     ProjectState.STOPPED: set(),
 }
 
+# Instance statuses of a service that should be running (restored after a restart).
+RUNNABLE = (
+    InstanceStatus.REQUESTED,
+    InstanceStatus.CREATING,
+    InstanceStatus.CREATED,
+    InstanceStatus.RUNNING,
+)
+
 # How far a project's start has got; start steps are idempotent and resume from here.
 STEP_CREATED = 0
 STEP_OBSERVER_RUNNING = 1
