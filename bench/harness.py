@@ -229,11 +229,26 @@ class Stack:
         card = self.data_dir / "stack.json"
         while time.monotonic() < deadline:
             if card.exists() and json.loads(card.read_text())["pid"] == self.proc.pid:
+                self._profile()
                 return self
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
         raise RuntimeError("stack did not start:\n" + (self.root / "stack.out").read_text())
+
+    def _profile(self) -> None:
+        """With FLOPS_BENCH_PROFILE=DIR, sample the stack with py-spy until it exits.
+
+        Raw folded stacks, one file per stack start; not part of the results.
+        """
+        folder = os.environ.get("FLOPS_BENCH_PROFILE")
+        if not folder or self.proc is None:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        name = f"stack-{self.proc.pid}.raw"
+        cmd = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(Path(folder) / name)]
+        quiet = subprocess.DEVNULL
+        subprocess.Popen([*cmd, "--pid", str(self.proc.pid)], stdout=quiet, stderr=quiet)
 
     def stop(self, wait: float = 60) -> int:
         """SIGTERM (the stack drains) and wait; its exit code (-9: it had to be killed)."""

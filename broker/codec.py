@@ -7,6 +7,7 @@ unknown version or the wrong schema. Each becomes a ``MessageError`` with a stab
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 MAX_PAYLOAD = 256 * 1024
 MAX_DEPTH = 32
 M = TypeVar("M", bound=BaseModel)
+_TOO_DEEP = object()
 
 
 class MessageError(ValueError):
@@ -25,45 +27,42 @@ class MessageError(ValueError):
         self.details = details or []
 
 
-def _depth(raw: bytes) -> int:
-    """Maximum bracket nesting, counted without parsing (strings are skipped)."""
-    depth = deepest = 0
-    in_str = escaped = False
-    for byte in raw:
-        if in_str:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_str = False
-        elif byte == 0x22:
-            in_str = True
-        elif byte in (0x7B, 0x5B):
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-        elif byte in (0x7D, 0x5D):
-            depth -= 1
-    return deepest
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` containers deep."""
+    if isinstance(value, dict):
+        children: Iterable[object] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    if limit == 0:
+        return True
+    return any(
+        _deeper_than(child, limit - 1) for child in children if isinstance(child, dict | list)
+    )
 
 
 def decode(model: type[M], payload: bytes) -> M:
     """Validate ``payload`` as ``model`` or raise ``MessageError``."""
     if len(payload) > MAX_PAYLOAD:
         raise MessageError("too_large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    opens = payload.count(b"{") + payload.count(b"[")
-    if opens > MAX_DEPTH and _depth(payload) > MAX_DEPTH:
-        raise MessageError("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MessageError("bad_encoding", f"payload is not UTF-8: {exc.reason}") from exc
+    # The C parser is safe on deep input (it raises RecursionError); the depth of what it
+    # parsed is checked after, and only when there are enough brackets to matter.
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:
         raise MessageError("bad_json", f"payload is not JSON: {exc}") from exc
+    except RecursionError:
+        data = _TOO_DEEP
+    too_deep = f"JSON nested deeper than {MAX_DEPTH} levels"
+    if data is _TOO_DEEP:
+        raise MessageError("too_deep", too_deep)
+    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH and _deeper_than(data, MAX_DEPTH):
+        raise MessageError("too_deep", too_deep)
     if not isinstance(data, dict):
         raise MessageError("bad_schema", "payload must be a JSON object")
     if data.get("v", 1) != 1:

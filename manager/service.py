@@ -83,14 +83,14 @@ class ManagerService:
     async def on_request(self, inbound: Inbound) -> None:
         """Handle one request and answer it."""
         try:
-            topic = topics.Topic.parse(inbound.topic)
+            topic = inbound.parsed_topic()
         except topics.TopicError as exc:
             log.warning("dropped: %s", exc)
             return
         op = Op(topic.arg)
         model, handler = REQUESTS[op]
         try:
-            request = codec.decode(model, inbound.payload)
+            request = inbound.decode(model)
         except codec.MessageError as exc:
             log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
             peek = codec.peek_reply_to(inbound.payload)
@@ -137,8 +137,8 @@ class ManagerService:
     async def on_event(self, inbound: Inbound) -> None:
         """Note who reported, and apply project state changes that events report."""
         try:
-            topic = topics.Topic.parse(inbound.topic)
-            event = codec.decode(Event, inbound.payload)
+            topic = inbound.parsed_topic()
+            event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError):
             return  # the observer logs these
         await lifecycle.apply_event(topic.user, topic.project_id, event, self._deps)
@@ -146,7 +146,7 @@ class ManagerService:
     async def on_heartbeat(self, inbound: Inbound) -> None:
         """Note a service's sign of life."""
         try:
-            beat = codec.decode(Heartbeat, inbound.payload)
+            beat = inbound.decode(Heartbeat)
         except codec.MessageError as exc:
             log.warning("dropped heartbeat on %s: %s", inbound.topic, exc)
             return

