@@ -86,8 +86,17 @@ async def _catch_up(
 ) -> tuple[int, ProjectState | None]:
     page = await _page(sess, project_id, timeout, from_seq=from_seq, last=last)
     while True:
-        for entry in page.entries:
-            emit(entry)
         if last is not None or not page.more:
+            for entry in page.entries:
+                emit(entry)
             return page.next_seq, page.state
-        page = await _page(sess, project_id, timeout, from_seq=page.next_seq)
+        # Ask for the next page before printing this one: the observer builds it meanwhile.
+        following = asyncio.ensure_future(_page(sess, project_id, timeout, from_seq=page.next_seq))
+        try:
+            for entry in page.entries:
+                emit(entry)
+        except BaseException:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+            raise
+        page = await following

@@ -11,8 +11,9 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from broker.messages import Event, Level, LogEntry, ProjectState
+from broker.messages import Event, LogEntry, ProjectState
 from core.errors import StoreError
 from core.sqlite import Database, open_db
 
@@ -163,19 +164,27 @@ class LogStore:
 
     async def read(self, project_id: str, from_seq: int, limit: int) -> list[LogEntry]:
         """Entries from ``from_seq`` on, at most ``limit``."""
+        return [_entry(r) for r in await self.read_rows(project_id, from_seq, limit)]
+
+    async def tail(self, project_id: str, count: int) -> list[LogEntry]:
+        """The last ``count`` entries, oldest first."""
+        return [_entry(r) for r in await self.tail_rows(project_id, count)]
+
+    async def read_rows(self, project_id: str, from_seq: int, limit: int) -> list[EntryRow]:
+        """``read`` as JSON-ready dicts (pages are served from these, without models)."""
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM entries WHERE project_id=? AND seq>=? ORDER BY seq LIMIT ?",  # noqa: S608
             (project_id, from_seq, limit),
         )
-        return [_entry(r) for r in rows]
+        return [_row(r) for r in rows]
 
-    async def tail(self, project_id: str, count: int) -> list[LogEntry]:
-        """The last ``count`` entries, oldest first."""
+    async def tail_rows(self, project_id: str, count: int) -> list[EntryRow]:
+        """``tail`` as JSON-ready dicts, oldest first."""
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM entries WHERE project_id=? ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (project_id, count),
         )
-        return [_entry(r) for r in reversed(rows)]
+        return [_row(r) for r in reversed(rows)]
 
     async def state(self, project_id: str) -> ProjectState | None:
         """The last project state the log recorded."""
@@ -206,15 +215,25 @@ class LogStore:
             await self._db.execute("ROLLBACK")
 
 
-def _entry(row: sqlite3.Row) -> LogEntry:
-    # Rows were valid entries when they were written: construct, don't validate again.
-    return LogEntry.model_construct(
-        project_id=row[0],
-        seq=row[1],
-        event_id=row[2],
-        ts=row[3],
-        source=row[4],
-        level=Level(row[5]),
-        text=row[6],
-        state=ProjectState(row[7]) if row[7] else None,
-    )
+EntryRow = dict[str, Any]  # a LogEntry as its JSON object
+
+
+def _row(row: sqlite3.Row) -> EntryRow:
+    """A stored entry as the JSON object of a ``LogEntry`` (no ``state`` key when unset)."""
+    found = {
+        "v": 1,
+        "seq": row[1],
+        "event_id": row[2],
+        "project_id": row[0],
+        "ts": row[3],
+        "source": row[4],
+        "level": row[5],
+        "text": row[6],
+    }
+    if row[7]:
+        found["state"] = row[7]
+    return found
+
+
+def _entry(row: EntryRow) -> LogEntry:
+    return LogEntry.model_validate(row)
