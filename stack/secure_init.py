@@ -64,13 +64,20 @@ class Plan:
 
 def init(plan: Plan) -> dict[Path, str]:
     """Write what is missing, set owners and modes; each file: created, changed or kept."""
+    try:
+        return _init(plan)
+    except OSError as exc:  # a read-only or foreign folder: say which, without a traceback
+        raise ConfigError(f"cannot write the secure files: {exc}") from exc
+
+
+def _init(plan: Plan) -> dict[Path, str]:
     hosts = tuple(dict.fromkeys((*plan.hosts, *LOCAL_HOSTS)))
     before = _snapshot(plan)
     _check_hosts(TlsFiles.under(plan.folder / "tls"), hosts)
     tls = ensure_files(plan.folder, hosts)
     _set_access(plan, tls)
     if plan.cli_dir is not None:
-        _write_cli(plan, tls)
+        _write_cli(plan, plan.cli_dir, tls)
     after = _snapshot(plan)
     return {path: _fate(before.get(path), now) for path, now in sorted(after.items())}
 
@@ -115,13 +122,12 @@ def _apply(path: Path, mode: int, owner: Owner | None) -> None:
         path.chmod(mode)
 
 
-def _write_cli(plan: Plan, tls: TlsFiles) -> None:
-    assert plan.cli_dir is not None  # noqa: S101 - the caller checked
-    plan.cli_dir.mkdir(parents=True, exist_ok=True)
+def _write_cli(plan: Plan, folder: Path, tls: TlsFiles) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
     config = CLI_TEMPLATE.format(host=json.dumps(plan.cli_host), port=plan.cli_port, ca=CLI_CA)
     for path, data in (
-        (plan.cli_dir / CLI_CA, tls.ca.read_bytes()),
-        (plan.cli_dir / CLI_CONFIG, config.encode()),
+        (folder / CLI_CA, tls.ca.read_bytes()),
+        (folder / CLI_CONFIG, config.encode()),
     ):
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
@@ -132,13 +138,15 @@ State = tuple[bytes, int, int, int]
 
 
 def _snapshot(plan: Plan) -> dict[Path, State]:
-    files: dict[Path, State] = {}
-    for folder in (plan.folder, plan.cli_dir):
-        for path in folder.rglob("*") if folder is not None and folder.exists() else ():
-            if path.is_file():
-                st = path.stat()
-                files[path] = (path.read_bytes(), st.st_mode, st.st_uid, st.st_gid)
-    return files
+    """Content, mode and owner of every file init may write."""
+    folders = [f for f in (plan.folder, plan.cli_dir) if f is not None and f.exists()]
+    files = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+    return {path: _state(path) for path in files}
+
+
+def _state(path: Path) -> State:
+    st = path.stat()
+    return (path.read_bytes(), st.st_mode, st.st_uid, st.st_gid)
 
 
 def _fate(before: State | None, now: State) -> str:

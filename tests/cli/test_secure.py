@@ -38,3 +38,13 @@ def test_init_refuses_bad_input_with_exit_code_2(tmp_path: Path) -> None:
     code, _, err = secure_init(tmp_path, "--broker-host", "elsewhere.example")
     assert code == 2
     assert "does not name elsewhere.example" in err
+
+
+def test_init_into_a_folder_it_cannot_create_says_so_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file, not a folder")
+    done = run_cli(
+        ["secure", "init", "--dir", str(tmp_path / "file" / "secrets")], cli_env(tmp_path)
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: cannot write the secure files")
+    assert "Traceback" not in done.stderr
