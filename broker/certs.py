@@ -95,3 +95,14 @@ def write_all(files: TlsFiles, hosts: tuple[str, ...], life: dt.timedelta) -> No
     ):
         _write_key(key, key_path)
         _write_cert(cert, cert_path)
+
+
+def server_hosts(path: Path) -> set[str]:
+    """The host names and addresses a server certificate is valid for (its SANs)."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    names = set(sans.get_values_for_type(x509.DNSName))
+    return names | {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}

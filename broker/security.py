@@ -88,7 +88,31 @@ class PasswordFile:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.writelines(f"{user}:{digest}\n" for user, digest in sorted(entries.items()))
+        _keep_owner(self.path, tmp)
         tmp.replace(self.path)
+
+
+def _keep_owner(old: Path, new: Path) -> None:
+    """Give ``new`` the owner and group of ``old``, if it exists.
+
+    A deployment's broker runs as its own user (uid 1883 in the mosquitto image) and
+    re-reads the file on SIGHUP; a rewrite by root must not take the file away from it.
+    """
+    try:
+        want = old.stat()
+    except FileNotFoundError:
+        return
+    have = new.stat()
+    if (want.st_uid, want.st_gid) == (have.st_uid, have.st_gid):
+        return
+    try:
+        os.chown(new, want.st_uid, want.st_gid)
+    except PermissionError as exc:
+        new.unlink()
+        raise ConfigError(
+            f"{old} belongs to uid {want.st_uid}, gid {want.st_gid}: change it as that user "
+            "or as root, so that it keeps its owner"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,19 @@ class TlsFiles:
             folder / "service.key",
         )
 
+    def complete(self) -> bool:
+        """Whether all five files exist (then nothing makes new ones)."""
+        return all(
+            p.exists()
+            for p in (
+                self.ca,
+                self.server_cert,
+                self.server_key,
+                self.service_cert,
+                self.service_key,
+            )
+        )
+
 
 def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
     """A TLS context that verifies the broker against ``ca`` (and presents a client cert)."""
@@ -133,16 +170,7 @@ def ensure_certificates(
     Needs the ``secure`` extra (cryptography).
     """
     files = TlsFiles.under(folder)
-    if all(
-        p.exists()
-        for p in (
-            files.ca,
-            files.server_cert,
-            files.server_key,
-            files.service_cert,
-            files.service_key,
-        )
-    ):
+    if files.complete():
         return files
     from broker import certs  # noqa: PLC0415 - optional dependency, only for secure mode
 

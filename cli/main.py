@@ -449,6 +449,84 @@ def user_remove(name: str, yes: bool) -> None:
     _finish(lambda: users.remove_user(_stack_data_dir(), name), False)
 
 
+@flops.group()
+def secure() -> None:
+    """The secure mode's files for a deployment (compose.yaml runs `flops secure init`)."""
+
+
+@secure.command(name="init")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder (a volume) for tls/, broker/passwd and broker/acl.",
+)
+@click.option(
+    "--broker-host",
+    "hosts",
+    multiple=True,
+    help="A name clients use for the broker, in its certificate (repeatable); "
+    "127.0.0.1 and localhost are always in it.",
+)
+@click.option(
+    "--broker-owner",
+    metavar="UID:GID",
+    default=None,
+    help="Owner of the broker's key, password file and ACL (1883:1883 for the "
+    "eclipse-mosquitto image); needs root.",
+)
+@click.option(
+    "--service-owner",
+    metavar="UID:GID",
+    default=None,
+    help="Owner of the services' key; its group may read it (the broker's health check).",
+)
+@click.option(
+    "--cli-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write config.toml and ca.crt here for the CLI on the host.",
+)
+@click.option("--cli-host", default="127.0.0.1", help="Broker host in the CLI's config file.")
+@click.option(
+    "--cli-port",
+    type=click.IntRange(1, 65535),
+    default=8883,
+    help="Broker port (people's TLS listener) in the CLI's config file.",
+)
+def secure_init(
+    folder: Path,
+    hosts: tuple[str, ...],
+    broker_owner: str | None,
+    service_owner: str | None,
+    cli_dir: Path | None,
+    cli_host: str,
+    cli_port: int,
+) -> None:
+    """Create the CA, certificates, ACL and empty password file, unless they exist.
+
+    A second run changes nothing and never makes a new CA. Add users with
+    `FLOPS_DATA_DIR=<dir> flops user add NAME`.
+    """
+    from cli.secure import run_init  # noqa: PLC0415
+    from stack.secure_init import Owner, Plan  # noqa: PLC0415
+
+    def run() -> int:
+        plan = Plan(
+            folder,
+            hosts,
+            Owner.parse(broker_owner) if broker_owner else None,
+            Owner.parse(service_owner) if service_owner else None,
+            cli_dir,
+            cli_host,
+            cli_port,
+        )
+        return run_init(plan)
+
+    _finish(run, False)
+
+
 # ------------------------------------------------------------------ the oak-cli compatible tree
 
 

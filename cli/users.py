@@ -29,7 +29,10 @@ def _reload(data_dir: Path) -> str:
     """Make a running embedded mosquitto re-read its password file (SIGHUP)."""
     card = read_card(data_dir)
     if card is None or not card.broker_pid:
-        return "The broker reads it when the stack starts."
+        return (
+            "A broker reads it when it starts, or at once on SIGHUP "
+            "(compose: docker compose kill -s HUP mosquitto)."
+        )
     os.kill(card.broker_pid, signal.SIGHUP)
     return "The running broker has re-read its users."
 

@@ -2,7 +2,9 @@
 
 Precedence, lowest first: field defaults, the config file (``FLOPS_CONFIG`` or the per-user
 ``config.toml``), ``FLOPS_<FIELD>`` environment variables, explicit command-line flags.
-Nothing is read at import time; a bad value fails at start with a message naming it.
+A relative path in the file is relative to the file's folder, so a generated config file
+can name the CA file beside it. Nothing is read at import time; a bad value fails at start
+with a message naming it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -41,6 +43,14 @@ def read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
 
 
+def _anchored(value: Any, annotation: Any, folder: Path) -> Any:  # noqa: ANN401 - any TOML value
+    """A relative path from the config file, made relative to the file's folder."""
+    if isinstance(value, str) and Path in (annotation, *get_args(annotation)):
+        given = Path(value).expanduser()
+        return given if given.is_absolute() else folder / given
+    return value
+
+
 def load_settings(
     model: type[S],
     flags: Mapping[str, Any] | None = None,
@@ -55,7 +65,9 @@ def load_settings(
     if section and isinstance(file_data.get(section), dict):
         merged.update(file_data[section])
     fields = model.model_fields
-    merged = {k: v for k, v in merged.items() if k in fields}
+    merged = {
+        k: _anchored(v, fields[k].annotation, path.parent) for k, v in merged.items() if k in fields
+    }
     for name in fields:
         value = env.get(ENV_PREFIX + name.upper())
         if value is not None and value != "":

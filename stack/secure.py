@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.link import BrokerAddress, Credentials
-from broker.security import ACL, SERVICE_USER, client_context, ensure_certificates
+from broker.security import ACL, SERVICE_USER, TlsFiles, client_context, ensure_certificates
 from broker.server import Secure, free_port
 from stack.settings import StackSettings
 
@@ -28,21 +28,44 @@ class Wiring:
     ca_file: Path | None = None
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost")
+
+
 def passwd_path(data_dir: Path) -> Path:
     """The broker's password file (hashes only)."""
     return data_dir / "broker" / "passwd"
 
 
-def prepare(settings: StackSettings) -> Secure:
-    """Certificates, an (initially empty) password file and the ACL, for mosquitto."""
-    tls = ensure_certificates(settings.data_dir / "tls")
-    passwd = passwd_path(settings.data_dir)
+def acl_path(data_dir: Path) -> Path:
+    """The broker's ACL file."""
+    return data_dir / "broker" / "acl"
+
+
+def ensure_files(folder: Path, hosts: tuple[str, ...] = LOCAL_HOSTS) -> TlsFiles:
+    """Certificates in ``folder/tls``, an (initially empty) password file and the ACL.
+
+    Files that exist are kept (the ACL is rewritten only when its text differs), so a
+    second call changes nothing. The layout is the same for the embedded stack's data dir
+    and for a deployment's secrets volume (``flops secure init``).
+    """
+    tls = ensure_certificates(folder / "tls", hosts)
+    passwd = passwd_path(folder)
     passwd.parent.mkdir(parents=True, exist_ok=True)
     if not passwd.exists():
         os.close(os.open(passwd, os.O_WRONLY | os.O_CREAT, 0o600))
-    acl = passwd.parent / "acl"
-    acl.write_text(ACL.format(service=SERVICE_USER))
-    return Secure(tls, passwd, acl, free_port())
+    acl = acl_path(folder)
+    text = ACL.format(service=SERVICE_USER)
+    if not acl.exists() or acl.read_text() != text:
+        fd = os.open(acl, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+    return tls
+
+
+def prepare(settings: StackSettings) -> Secure:
+    """Certificates, an (initially empty) password file and the ACL, for mosquitto."""
+    tls = ensure_files(settings.data_dir)
+    return Secure(tls, passwd_path(settings.data_dir), acl_path(settings.data_dir), free_port())
 
 
 def embedded(address: BrokerAddress, secure: Secure | None) -> Wiring:

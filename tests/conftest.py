@@ -125,12 +125,18 @@ def cli_env(data_dir_parent: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], env: dict[str, str], *, prog: str = "flops", timeout: float = 60
+    args: list[str],
+    env: dict[str, str],
+    *,
+    prog: str = "flops",
+    timeout: float = 60,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``flops`` or ``oak`` as a subprocess, the way a user does."""
+    """Run ``flops`` or ``oak`` as a subprocess, the way a user does (``stdin``: one line)."""
     code = f"from cli.main import {prog}_entry; {prog}_entry()"
     return subprocess.run(
         [sys.executable, "-c", code, *args],
+        input=None if stdin is None else stdin + "\n",
         env=env,
         capture_output=True,
         text=True,

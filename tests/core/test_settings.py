@@ -36,3 +36,23 @@ def test_a_broken_config_file_is_reported(tmp_path: Path) -> None:
     conf.write_text("host = \n")
     with pytest.raises(ConfigError, match=str(conf)):
         load_settings(Example, {}, {"FLOPS_CONFIG": str(conf)})
+
+
+class WithPaths(BaseModel):
+    ca_file: Path | None = None
+    data_dir: Path = Path("/default")
+    name: str = ""
+
+
+def test_relative_paths_in_the_config_file_are_relative_to_its_folder(tmp_path: Path) -> None:
+    conf = tmp_path / "deploy" / "config.toml"
+    conf.parent.mkdir()
+    conf.write_text('name = "ca.crt"\n[cli]\nca_file = "ca.crt"\ndata_dir = "/abs"\n')
+    env = {"FLOPS_CONFIG": str(conf)}
+    s = load_settings(WithPaths, {}, env, section="cli")
+    assert s.ca_file == conf.parent / "ca.crt"
+    assert s.data_dir == Path("/abs")
+    assert s.name == "ca.crt"  # only paths are anchored
+    # The environment and flags keep their meaning: relative to the working directory.
+    s = load_settings(WithPaths, {}, {**env, "FLOPS_CA_FILE": "here.crt"}, section="cli")
+    assert s.ca_file == Path("here.crt")

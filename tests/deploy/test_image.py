@@ -26,7 +26,7 @@ import pytest
 
 from stack.discovery import CARD
 from tests.conftest import cli_env, run_cli
-from tests.deploy.conftest import DOCKERFILE, DOCKERIGNORE, DeployBroker
+from tests.deploy.conftest import DOCKERFILE, DOCKERIGNORE, PASSWORDS, DeployBroker
 
 
 @dataclass
@@ -173,15 +173,20 @@ def wait_for(predicate: Any, timeout: float, proc: subprocess.Popen[bytes], log:
     pytest.fail(f"timed out: {log.read_text()[-3000:]}")
 
 
-def test_image_command_runs_stack_on_deploy_broker_and_cli_reaches_it(
+def test_image_command_runs_a_compose_manager_on_the_secure_broker_and_cli_reaches_it(
     final: Stage, compose: dict[str, Any], deploy_broker: DeployBroker, tmp_path: Path
 ) -> None:
-    """The CMD, run by sh as in the container, with `flops` being this source tree.
+    """The CMD, run by sh as in the container, with `flops` being this source tree and the
+    environment of the image and of compose's manager-1 (cluster, its identifier, the
+    services' client certificate), on the deploy broker; no MongoDB here, so SQLite.
 
     A card left by a killed container (with a live pid) must not stop the restart; the
-    compose healthcheck must pass once the stack is up; the CLI must reach the manager
-    through the broker with FLOPS_BROKER_HOST/PORT; SIGTERM must drain and exit 0.
+    compose healthcheck must pass once the stack is up; the CLI, configured only by the file
+    `flops secure init` wrote and alice's name and password, must reach the manager over
+    TLS; SIGTERM must drain and exit 0.
     """
+    secrets = deploy_broker.secrets
+    assert secrets is not None
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     stale = {"pid": os.getpid(), "broker_host": "x", "broker_port": 1}
@@ -193,13 +198,15 @@ def test_image_command_runs_stack_on_deploy_broker_and_cli_reaches_it(
     shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -c "{code}" "$@"\n')
     shim.chmod(0o755)
 
-    manager = compose["services"]["manager"]
-    env = {**final.env(), **{k: str(v) for k, v in manager["environment"].items()}}
+    manager = compose["services"]["manager-1"]
+    env = {**final.env(), **{k: secrets.path(str(v)) for k, v in manager["environment"].items()}}
+    assert env["FLOPS_CLUSTER"] == "true"
     # No MongoDB here: the stack keeps its default store.
     env = {k: v for k, v in env.items() if k not in {"FLOPS_STORE", "FLOPS_MONGO_URL"}}
+    # The broker's certificate names 127.0.0.1 as well as `mosquitto`.
     env.update(
         FLOPS_BROKER_HOST="127.0.0.1",
-        FLOPS_BROKER_PORT=str(deploy_broker.port),
+        FLOPS_BROKER_PORT=str(deploy_broker.service_port),
         FLOPS_DATA_DIR=str(data_dir),
     )
     env = cli_env(tmp_path, **env)
@@ -220,14 +227,13 @@ def test_image_command_runs_stack_on_deploy_broker_and_cli_reaches_it(
         health = [a.replace("/data", str(data_dir)) for a in manager["healthcheck"]["test"][1:]]
         assert subprocess.run(health, check=False).returncode == 0
 
-        cli = cli_env(
-            tmp_path / "cli",
-            FLOPS_BROKER_HOST="127.0.0.1",
-            FLOPS_BROKER_PORT=str(deploy_broker.port),
-        )
-        result = run_cli(["projects", "--output", "json"], cli)
+        cli = cli_env(tmp_path / "cli", FLOPS_CONFIG=str(secrets.cli_dir / "config.toml"))
+        refused = run_cli(["projects"], cli)
+        assert refused.returncode == 1, refused.stderr  # TLS alone does not let anyone in
+        alice = {**cli, "FLOPS_USER": "alice", "FLOPS_PASSWORD": PASSWORDS["alice"]}
+        result = run_cli(["projects", "--output", "json"], alice)
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) is not None
+        assert json.loads(result.stdout)["projects"] == []
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0, log.read_text()[-3000:]

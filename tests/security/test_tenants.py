@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +22,6 @@ from tests.conftest import cli_env, make_repo, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
-FLOPS = "from cli.main import flops_entry; flops_entry()"
-
-
-def run_stdin(args: list[str], env: dict[str, str], text: str) -> subprocess.CompletedProcess[str]:
-    """``flops ARGS`` with ``text`` on standard input."""
-    return subprocess.run(
-        [sys.executable, "-c", FLOPS, *args],
-        input=text + "\n",
-        text=True,
-        capture_output=True,
-        env=env,
-        check=False,
-        timeout=60,
-    )
 
 
 @dataclass
@@ -78,7 +63,7 @@ def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
     assert up.returncode == 0, up.stderr + up.stdout
     try:
         for user, password in PASSWORDS.items():
-            added = run_stdin(["user", "add", user, "--password-stdin"], env, password)
+            added = run_cli(["user", "add", user, "--password-stdin"], env, stdin=password)
             assert added.returncode == 0, added.stderr
         card = json.loads((root / "data" / "flops" / "stack.json").read_text())
         repo = make_repo(root / "repos")
