@@ -40,6 +40,7 @@ class _Pending:
     user: str
     event: Event
     done: Callable[[], None]
+    failed: Callable[[StoreError], None] | None = None  # None: leave it to redelivery
 
 
 class ObserverHost:
@@ -74,14 +75,34 @@ class ObserverHost:
                 hosted.project_id, hosted.user, hosted.service_id, hosted.name
             )
             self._hosted[hosted.project_id] = hosted
-        stored = asyncio.get_running_loop().create_future()
         event = Event(
             event_id=self._started_id(hosted.service_id),
             project_id=hosted.project_id,
             source=hosted.name,
             text=OBSERVER_STARTED,
         )
-        self._queue.put_nowait(_Pending(hosted.user, event, lambda: stored.set_result(None)))
+        await self.record(hosted.user, event)
+
+    def hosts(self, project_id: str) -> bool:
+        """Whether this host runs the observer of ``project_id``."""
+        return project_id in self._hosted
+
+    async def record(self, user: str, event: Event) -> None:
+        """Log an event of this process without the broker; return once it is stored.
+
+        ``StoreError`` if the write failed. Followers get it live like any other entry.
+        """
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not stored.done():
+                stored.set_result(None)
+
+        def failed(exc: StoreError) -> None:
+            if not stored.done():
+                stored.set_exception(exc)
+
+        self._queue.put_nowait(_Pending(user, event, done, failed))
         await stored
 
     async def undeploy(self, project_id: str, *, purge: bool = False) -> None:
@@ -134,9 +155,13 @@ class ObserverHost:
         events = [p.event for p in batch if p.event.project_id in self._hosted]
         try:
             entries = await self._store.append(events)
-        except StoreError:
-            # Not acknowledged: the broker delivers these events again after a restart.
+        except StoreError as exc:
+            # Not acknowledged: the broker delivers these events again after a restart; the
+            # events of this process fail their senders.
             log.exception("could not store %d events", len(batch))
+            for pending in batch:
+                if pending.failed is not None:
+                    pending.failed(exc)
             return
         for pending in batch:
             pending.done()

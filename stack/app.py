@@ -81,6 +81,12 @@ async def _run_services(
     link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
 
     async def emit(user: str, event: Event) -> None:
+        if observers.hosts(event.project_id):
+            # Its observer runs here: stored by it, then applied by the manager, directly.
+            # As durable as the broker's acknowledgement, and four messages fewer per event.
+            await observers.record(user, event)
+            await lifecycle.apply_event(user, event.project_id, event, deps)
+            return
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
 
     async def on_status(spec: ServiceSpec, status: InstanceStatus) -> None:

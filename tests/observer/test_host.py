@@ -5,9 +5,12 @@ import functools
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from broker import codec, topics
 from broker.link import Inbound, Link
 from broker.messages import Event
+from core.errors import StoreError
 from observer.host import ObserverHost
 from observer.store import LogStore
 
@@ -68,4 +71,27 @@ async def test_a_burst_of_events_is_written_in_few_transactions(tmp_path: Path) 
     assert sum(batches) == count
     assert len(batches) <= count // 10, batches
     assert [e.seq for e in await store.read(P, 1, 1000)] == list(range(1, count + 1))
+    await store.close()
+
+
+async def test_an_event_of_this_process_is_stored_before_record_returns(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    link = StubLink()
+    host = ObserverHost(cast(Link, link), store, lambda sid: "0" * 32)
+    await store.register(P, "u", "s" * 24, "observ1")
+    await host.load()
+    assert host.hosts(P)
+    assert not host.hosts("d" * 24)
+    writer = asyncio.create_task(host.write_forever())
+    await host.record("u", Event(project_id=P, source="svc", text="local"))
+    assert [e.text for e in await store.read(P, 1, 10)] == ["local"]
+    assert link.live == [str(topics.log("u", P))]
+
+    async def broken(events: Any) -> Any:
+        raise StoreError("disk full")
+
+    store.append = broken  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="disk full"):
+        await host.record("u", Event(project_id=P, source="svc", text="lost"))
+    writer.cancel()
     await store.close()
