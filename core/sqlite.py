@@ -11,12 +11,20 @@ take the last transactions.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
+import time
 from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
+
+log = logging.getLogger(__name__)
+IDLE = 0.25  # seconds without a statement before a checkpoint
+WAL_LIMIT_PAGES = 16384  # SQLite checkpoints by itself past this (64 MiB of 4 KiB pages)
 
 
 class Result:
@@ -50,14 +58,43 @@ class Database:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
+        self._last_used = 0.0
+        self._unsaved = False  # statements ran since the last checkpoint
 
     def execute(self, sql: str, args: Iterable[Any] = ()) -> Result:
         """Run one statement now."""
+        self._last_used = time.monotonic()
+        self._unsaved = True
         return Result(self._connection.execute(sql, tuple(args)))
 
     async def executemany(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
         """Run one statement for every row."""
+        self._last_used = time.monotonic()
+        self._unsaved = True
         self._connection.executemany(sql, rows)
+
+    async def checkpoint_when_idle(
+        self, stop: asyncio.Event, idle: float = IDLE, every: float = 1.0
+    ) -> None:
+        """Until ``stop``: copy the WAL into the database once nothing ran for ``idle`` s.
+
+        A checkpoint fsyncs and blocks the event loop for 5-20 ms here; SQLite's own
+        automatic one runs inside whichever COMMIT crosses its page limit, in the middle of
+        a request (docs/performance.md: most of the start latency's p99). So checkpoints
+        happen in quiet moments, and the automatic one only past ``WAL_LIMIT_PAGES``, as a
+        backstop under load that never pauses.
+        """
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await stop.wait()
+            if self._unsaved and time.monotonic() - self._last_used >= idle:
+                try:
+                    self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+                except sqlite3.Error as exc:  # busy or failing: the backstop still holds
+                    log.warning("WAL checkpoint failed: %s", exc)
+                else:
+                    self._unsaved = False
 
     async def executescript(self, script: str) -> None:
         """Run several statements."""
@@ -79,6 +116,7 @@ async def open_db(path: Path, schema: str, what: str) -> Database:
             "synchronous=NORMAL",
             "foreign_keys=ON",
             "busy_timeout=5000",
+            f"wal_autocheckpoint={WAL_LIMIT_PAGES}",
         ):
             connection.execute(f"PRAGMA {pragma}")
         connection.executescript(schema)

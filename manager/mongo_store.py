@@ -10,6 +10,7 @@ keeps them, so any key (``$``, ``.``) round-trips.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -100,6 +101,9 @@ class MongoStore:
                 await client.close()
             raise StoreError(f"cannot open the manager database {database!r}: {exc}") from exc
         return cls(client, database)
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Nothing to do: the server keeps its own files."""
 
     async def close(self) -> None:
         """Close the client."""

@@ -70,6 +70,10 @@ class SqliteStore:
         await db.executescript(TRIGGERS)
         return cls(db)
 
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Background upkeep until ``stop``: WAL checkpoints in quiet moments."""
+        await self._db.checkpoint_when_idle(stop)
+
     async def close(self) -> None:
         """Close the connection."""
         await self._db.close()

@@ -7,6 +7,7 @@ concurrent managers cannot race into duplicates.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -129,6 +130,9 @@ class Store(Protocol):
 
     async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
         """Keep the answer to a request id, so a repeated request gets the same one."""
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Background upkeep until ``stop`` (SQLite: WAL checkpoints; may return at once)."""
 
     async def close(self) -> None:
         """Release the store."""

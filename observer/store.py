@@ -45,6 +45,10 @@ class LogStore:
         db = await open_db(path, SCHEMA, "observer")
         return cls(db)
 
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Background upkeep until ``stop``: WAL checkpoints in quiet moments."""
+        await self._db.checkpoint_when_idle(stop)
+
     async def close(self) -> None:
         """Close the database."""
         await self._db.close()

@@ -135,6 +135,8 @@ async def _run_services(
             await link.wait_connected(15.0)
             tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
             tasks.create_task(manager.watchdog(stop))
+            tasks.create_task(store.maintain(stop))
+            tasks.create_task(logs.maintain(stop))
             tasks.create_task(runtime.report_alive(stop, settings.service_deadline / 4))
             card = StackCard(
                 os.getpid(),
