@@ -64,7 +64,7 @@ class ServiceIdentity(BaseModel):
     name: str = Field(pattern=TOPIC_LEVEL)  # its MQTT client id and heartbeat source
     kind: Literal["observer", "builder"]
     user: str = Field(pattern=TOPIC_LEVEL)
-    project_id: str = Field(pattern=TOPIC_LEVEL)
+    project_id: str = Field(pattern=r"^[0-9a-f]{24}$")  # broker.messages.Id
     config: dict[str, Any] = Field(default_factory=dict)
 
 
