@@ -133,13 +133,14 @@ def test_an_observer_killed_with_sigkill_fails_its_project_by_its_exit_status(
     os.kill(observer_pid, signal.SIGKILL)
 
     def failed() -> Any:
+        # The state changes first, then the builder is undeployed: wait for both.
         shown: Any = stack.cli_json("status", project_id)
-        return shown if shown["state"] == "FAILED" else None
+        builder = next(s for s in shown["services"] if s["kind"] == "builder")
+        undeployed = builder["instances"][0]["status"] == "UNDEPLOYED"
+        return shown if shown["state"] == "FAILED" and undeployed else None
 
     shown = wait_until(failed)
     assert shown["state_reason"] == f"service {observer} failed"
-    builder = next(s for s in shown["services"] if s["kind"] == "builder")
-    assert builder["instances"][0]["status"] == "UNDEPLOYED"
     assert not pid_alive(children["builder"][0])
     # The observer is started again, so the log stays readable, with the failure in it.
     restarted = wait_until(lambda: service_processes(stack).get("observer"))
