@@ -6,6 +6,9 @@
 #       -v flops-data:/data flops-mqtt:0.1.0
 #
 # compose.yaml runs it beside mosquitto and MongoDB; docs/deployment.md explains the picture.
+# The same image runs one observer or builder as a container of its own with the command
+# `flops service run` and the FLOPS_SERVICE_* variables an orchestrator sets (the Oakestra
+# runtime's service SLA does; docs/oakestra.md).
 # Both stages use the same Debian release as the machines the tests run on (bookworm).
 
 # ------------------------------------------------------------------ build: wheels only

@@ -398,6 +398,24 @@ def down(output: str | None) -> None:
 
 
 @flops.group()
+def service() -> None:
+    """A FLOps service (observer or builder) in a process or container of its own."""
+
+
+@service.command(name="run")
+def service_run() -> None:
+    """Run the service named by the FLOPS_SERVICE_* variables until it ends or SIGTERM.
+
+    Runtimes start it (the process runtime, Oakestra containers); exit code 0 when it ended
+    or was stopped, 1 when it failed, 2 when a variable is missing or malformed.
+    """
+    from cli import servicectl  # noqa: PLC0415
+    from stack.settings import load_service_settings  # noqa: PLC0415
+
+    _finish(lambda: servicectl.run_foreground(load_service_settings()), False)
+
+
+@flops.group()
 def user() -> None:
     """Users of the secure mode (`flops up --secure`): add, passwd, list, remove.
 

@@ -21,6 +21,7 @@ from broker.messages import InstanceStatus
 from core import ids
 from core.errors import DeployError
 from core.settings import load_settings
+from manager.deploy import SERVICE_COMMAND, service_environment
 from manager.store import ServiceSpec
 
 SLA_VERSION = "v2.0"
@@ -142,12 +143,12 @@ def service_sla(
     if spec.kind not in images:
         raise DeployError(f"the Oakestra runtime has no image for services of kind {spec.kind!r}")
     res = settings.observer_resources if spec.kind == "observer" else settings.builder_resources
-    env = {"ID": spec.id, "NAME": spec.name, "KIND": spec.kind, "USER": spec.user}
-    env |= {"PROJECT_ID": spec.project_id, "CONFIG": json.dumps(spec.config, sort_keys=True)}
+    env = service_environment(spec)
     service: dict[str, Any] = {"microserviceID": "", "microservice_name": names.service}
     service |= {"microservice_namespace": names.service_ns, "virtualization": "container"}
-    service |= {"one_shot": spec.kind == "builder", "cmd": [], "code": images[spec.kind]}
-    service |= {"environment": [f"FLOPS_SERVICE_{k}={v}" for k, v in env.items()]}
+    service |= {"one_shot": spec.kind == "builder", "cmd": list(SERVICE_COMMAND)}
+    service |= {"code": images[spec.kind]}
+    service |= {"environment": [f"{k}={v}" for k, v in env.items()]}
     service |= res.model_dump()
     return _sla(spec.user, names, app_id, [service])
 

@@ -53,15 +53,19 @@ class ObserverHost:
         started_event_id: Callable[[str], str],
         *,
         answer_unknown: bool = True,
+        events: str = topics.ALL_EVENTS,
+        queries: str = topics.ALL_LOG_QUERIES,
     ) -> None:
+        # ``events`` and ``queries`` narrow the subscriptions, e.g. to one project's topics
+        # in a service process that observes a single project.
         self._answer_unknown = answer_unknown  # False where other replicas host other logs
         self._link = link
         self._store = store
         self._started_id = started_event_id
         self._hosted: dict[str, Hosted] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        link.route(topics.ALL_EVENTS, self.on_event)
-        link.route(topics.ALL_LOG_QUERIES, self.on_query, concurrent=True)
+        link.route(events, self.on_event)
+        link.route(queries, self.on_query, concurrent=True)
 
     async def load(self) -> None:
         """Take up again the observers registered before a restart."""

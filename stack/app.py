@@ -2,44 +2,58 @@
 
 Start order matters: observers registered before the link subscribes (so events queued by
 the broker while we were down find them), services restored, the link started, then
-unfinished project starts resumed. Stop order drains: no new messages, in-flight handlers
-finish, queued events are written, services stop, stores close, the broker stops.
+unfinished project starts resumed. Where services run is the runtime backend's business
+(``stack.backends``: in this process, as child processes, or on Oakestra). Stop order
+drains: no new messages, in-flight handlers finish, queued events are written, services
+stop, stores close, the broker stops.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from broker import codec, topics
 from broker.link import Link
 from broker.messages import Event, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
-from core.errors import ConfigError
+from core.errors import ConfigError, DeployError
 from manager import lifecycle
-from manager.deps import Deps, stable_event_id
+from manager.deploy import Runtime
+from manager.deps import Deps
 from manager.service import ManagerService
 from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec, Store
-from observer.host import ObserverHost
 from observer.store import LogStore
 from stack import secure
+from stack.backends import LocalBackend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
-from stack.runtime import LocalRuntime
 from stack.settings import StackSettings
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
+# Instance statuses that fail the service's project (Oakestra reports DEAD, too).
+ENDED_BADLY = (InstanceStatus.FAILED, InstanceStatus.DEAD)
 
 
 async def run_stack(
-    settings: StackSettings, stop: asyncio.Event, ready: Callable[[StackCard], None] | None = None
+    settings: StackSettings,
+    stop: asyncio.Event,
+    ready: Callable[[StackCard], None] | None = None,
+    *,
+    oakestra_transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
-    """Run broker (unless external), manager and local runtime until ``stop`` is set."""
+    """Run broker (unless external), manager and runtime until ``stop`` is set.
+
+    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests).
+    """
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
         wiring = secure.external(settings)
@@ -50,7 +64,7 @@ async def run_stack(
         )
         wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, wiring, broker, stop, ready)
+        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -75,13 +89,16 @@ async def _run_services(
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
+    oakestra_transport: httpx.AsyncBaseTransport | None = None,
 ) -> None:
     store = await open_store(settings)
-    logs = await LogStore.open(settings.data_dir / "observer.db")
+    local = settings.runtime == "local"
+    logs = await LogStore.open(settings.data_dir / "observer.db") if local else None
     link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
 
     async def emit(user: str, event: Event) -> None:
-        if observers.hosts(event.project_id):
+        observers = backend.observers if isinstance(backend, LocalBackend) else None
+        if observers is not None and observers.hosts(event.project_id):
             # Its observer runs here: stored by it, then applied by the manager, directly.
             # As durable as the broker's acknowledgement, and four messages fewer per event.
             await observers.record(user, event)
@@ -92,21 +109,24 @@ async def _run_services(
     async def on_status(spec: ServiceSpec, status: InstanceStatus) -> None:
         log.info("service %s is now %s", spec.name, status)
         await store.set_instance_status(spec.id, status)
-        if status is InstanceStatus.FAILED:  # a crashed service must not leave its project hanging
+        if status in ENDED_BADLY:  # a crashed service must not leave its project hanging
             await lifecycle.service_failed(spec, deps)
-
-    observers = ObserverHost(
-        link, logs, lambda sid: stable_event_id(sid, "started"), answer_unknown=not settings.cluster
-    )
 
     def alive(names: list[str]) -> None:
         for name in names:
             deps.liveness.heard(name)
 
-    runtime = LocalRuntime(observers, emit, alive, on_status)
+    try:
+        backend = open_backend(
+            settings, wiring, link, store, emit, alive, on_status, logs=logs,
+            oakestra_transport=oakestra_transport,
+        )  # fmt: skip
+    except BaseException:
+        await _close(logs, store)
+        raise
     deps = Deps(
         store,
-        runtime,
+        backend.runtime,
         emit,
         settings.registry,
         settings.git_timeout,
@@ -118,26 +138,23 @@ async def _run_services(
     )
     try:
         async with asyncio.TaskGroup() as tasks:
-            writer = tasks.create_task(observers.write_forever())
-            await observers.load()
-            for spec in await store.services_to_run(settings.identifier):
-                await runtime.deploy(spec)
+            await backend.prepare(tasks)
+            unrestored = await _restore(store, settings.identifier, backend.runtime)
 
             async def drained() -> None:
                 log.info("stopping: stopping services, writing queued events")
-                await runtime.stop()
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
-                await observers.flush()
+                await backend.drain()
 
             link_task = tasks.create_task(link.run(stop, drained))
             await link.wait_connected(15.0)
+            for spec in unrestored:  # connected now: their projects' failure can be told
+                await on_status(spec, InstanceStatus.FAILED)
             tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
             tasks.create_task(manager.watchdog(stop))
             tasks.create_task(store.maintain(stop))
-            tasks.create_task(logs.maintain(stop))
-            tasks.create_task(runtime.report_alive(stop, settings.service_deadline / 4))
+            if logs is not None:
+                tasks.create_task(logs.maintain(stop))
+            tasks.create_task(backend.run(stop))
             card = StackCard(
                 os.getpid(),
                 wiring.address.host,
@@ -150,14 +167,33 @@ async def _run_services(
             )
             write_card(settings.data_dir, card)
             log.info(
-                "FLOps stack ready: broker %s%s, data in %s",
+                "FLOps stack ready: broker %s%s, data in %s, %s runtime",
                 wiring.address,
                 " (TLS)" if wiring.ca_file else "",
                 settings.data_dir,
+                settings.runtime,
             )
             if ready is not None:
                 ready(card)
             await link_task  # returns once stop is set, the handlers and services drained
     finally:
+        await backend.close()
+        await _close(logs, store)
+
+
+async def _restore(store: Store, host: str, runtime: Runtime) -> list[ServiceSpec]:
+    """Start again the services that ran before the stop; return those that cannot start."""
+    failed = []
+    for spec in await store.services_to_run(host):
+        try:
+            await runtime.deploy(spec)
+        except DeployError as exc:
+            log.warning("service %s not restored: %s", spec.name, exc)
+            failed.append(spec)
+    return failed
+
+
+async def _close(logs: LogStore | None, store: Store) -> None:
+    if logs is not None:
         await logs.close()
-        await store.close()
+    await store.close()

@@ -26,6 +26,8 @@ class Wiring:
     link_address: BrokerAddress
     credentials: Credentials | None = None
     ca_file: Path | None = None
+    cert_file: Path | None = None  # the services' client certificate, for child processes
+    key_file: Path | None = None
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -74,13 +76,29 @@ def embedded(address: BrokerAddress, secure: Secure | None) -> Wiring:
         return Wiring(address, address)
     tls = client_context(secure.tls.ca, secure.tls.service_cert, secure.tls.service_key)
     link = BrokerAddress(address.host, secure.service_port)
-    return Wiring(address, link, Credentials(tls=tls), secure.tls.ca)
+    files = secure.tls
+    return Wiring(
+        address, link, Credentials(tls=tls), files.ca, files.service_cert, files.service_key
+    )
 
 
 def external(settings: StackSettings) -> Wiring:
     """The wiring of an external broker: TLS when a CA file is set, a client cert if given."""
-    address = BrokerAddress(settings.broker_host, settings.broker_port or 1883)
-    if settings.ca_file is None:
+    return connect_to(
+        settings.broker_host,
+        settings.broker_port or 1883,
+        settings.ca_file,
+        settings.cert_file,
+        settings.key_file,
+    )
+
+
+def connect_to(
+    host: str, port: int, ca: Path | None, cert: Path | None, key: Path | None
+) -> Wiring:
+    """The wiring of a broker at ``host:port``, with TLS when ``ca`` is set."""
+    address = BrokerAddress(host, port)
+    if ca is None:
         return Wiring(address, address)
-    tls = client_context(settings.ca_file, settings.cert_file, settings.key_file)
-    return Wiring(address, address, Credentials(tls=tls), settings.ca_file)
+    tls = client_context(ca, cert, key)
+    return Wiring(address, address, Credentials(tls=tls), ca, cert, key)

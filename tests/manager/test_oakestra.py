@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from broker.messages import InstanceStatus
 from core.errors import ConfigError, DeployError
+from manager.deploy import service_environment
 from manager.oakestra import (
     OakestraRuntime,
     OakestraSettings,
@@ -157,6 +158,9 @@ async def test_deploy_builder_goes_into_its_project_application() -> None:
     cluster.check()
     service = sent(cluster, "append service")["applications"][0]["microservices"][0]
     assert f"FLOPS_SERVICE_CONFIG={json.dumps(BUILDER_CONFIG)}" in service["environment"]
+    # The container runs the entry point with the variables every runtime passes.
+    assert service["cmd"] == ["flops", "service", "run"]
+    assert service["environment"] == [f"{k}={v}" for k, v in service_environment(BUILDER).items()]
 
 
 async def test_deploy_leaves_a_running_service_alone_and_reads_the_user_once() -> None:

@@ -1,0 +1,180 @@
+"""The stack's runtime backends: the runtime the settings name and what runs around it.
+
+``local`` runs observers in this process's observer host and builders as tasks; ``process``
+runs each service as a child process (``flops service run``); ``oakestra`` deploys them on
+Oakestra and polls their statuses. Only ``local`` answers log queries in this process: with
+the others each project's observer does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from broker.link import Link
+from core.errors import ConfigError
+from manager.deploy import Runtime, StatusSink
+from manager.deps import stable_event_id
+from manager.store import Store
+from observer.host import ObserverHost
+from observer.store import LogStore
+from stack.poller import StatusPoller
+from stack.process_runtime import ProcessRuntime
+from stack.runtime import Emit, LocalRuntime
+from stack.secure import Wiring
+from stack.settings import StackSettings
+
+if TYPE_CHECKING:
+    import httpx
+
+Alive = Callable[[list[str]], None]
+
+
+class Backend(Protocol):
+    """A runtime with its start, background work, drain and close."""
+
+    runtime: Runtime
+
+    async def prepare(self, tasks: asyncio.TaskGroup) -> None:
+        """Before the link subscribes and services are restored."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Background work once connected, until ``stop``."""
+
+    async def drain(self) -> None:
+        """While the link is still connected, after the handlers finished."""
+
+    async def close(self) -> None:
+        """Release what it holds, after the link closed."""
+
+
+class LocalBackend:
+    """Observers in one host of this process, builders as tasks (the embedded default)."""
+
+    def __init__(
+        self, settings: StackSettings, link: Link, logs: LogStore, emit: Emit, alive: Alive,
+        on_status: StatusSink,
+    ) -> None:  # fmt: skip
+        self._logs = logs
+        self._interval = settings.service_deadline / 4
+        self.observers = ObserverHost(
+            link,
+            logs,
+            lambda sid: stable_event_id(sid, "started"),
+            answer_unknown=not settings.cluster,
+        )
+        self.local = LocalRuntime(self.observers, emit, alive, on_status)
+        self.runtime: Runtime = self.local
+        self._writer: asyncio.Task[None] | None = None
+
+    async def prepare(self, tasks: asyncio.TaskGroup) -> None:
+        """Start the log writer and take up the observers registered before."""
+        self._writer = tasks.create_task(self.observers.write_forever())
+        await self.observers.load()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Report the services whose tasks run, as their heartbeats."""
+        await self.local.report_alive(stop, self._interval)
+
+    async def drain(self) -> None:
+        """Stop the services, then write the queued events."""
+        await self.local.stop()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.observers.flush()
+
+    async def close(self) -> None:
+        """Close the log database."""
+        await self._logs.close()
+
+
+class ProcessBackend:
+    """One child process per service; liveness from their heartbeat messages."""
+
+    def __init__(self, settings: StackSettings, wiring: Wiring, on_status: StatusSink) -> None:
+        self.processes = ProcessRuntime(
+            settings.data_dir, wiring, on_status, settings.service_start_timeout
+        )
+        self.runtime: Runtime = self.processes
+
+    async def prepare(self, tasks: asyncio.TaskGroup) -> None:
+        """Nothing to prepare."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Nothing in the background: each child is watched by its own task."""
+
+    async def drain(self) -> None:
+        """End the children (they drain on SIGTERM); restored at the next start."""
+        await self.processes.stop()
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class OakestraBackend:
+    """Services on Oakestra; a poller turns their statuses into status changes."""
+
+    def __init__(
+        self,
+        settings: StackSettings,
+        store: Store,
+        on_status: StatusSink,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        try:
+            from manager.oakestra import (  # noqa: PLC0415 - optional dependency
+                OakestraRuntime,
+                load_oakestra_settings,
+            )
+        except ImportError as exc:
+            raise ConfigError(
+                "runtime = oakestra needs httpx: pip install 'flops-mqtt[oakestra]'"
+            ) from exc
+        self.oakestra = OakestraRuntime(load_oakestra_settings(), transport=transport)
+        self.runtime: Runtime = self.oakestra
+        self.poller = StatusPoller(
+            self.oakestra,
+            lambda: store.services_to_run(settings.identifier),
+            on_status,
+            settings.status_poll_interval,
+        )
+
+    async def prepare(self, tasks: asyncio.TaskGroup) -> None:
+        """Nothing to prepare."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll the statuses until ``stop``."""
+        await self.poller.run(stop)
+
+    async def drain(self) -> None:
+        """Nothing to drain: the services keep running on Oakestra."""
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self.oakestra.aclose()
+
+
+def open_backend(
+    settings: StackSettings,
+    wiring: Wiring,
+    link: Link,
+    store: Store,
+    emit: Emit,
+    alive: Alive,
+    on_status: StatusSink,
+    *,
+    logs: LogStore | None = None,
+    oakestra_transport: httpx.AsyncBaseTransport | None = None,
+) -> Backend:
+    """The backend of ``settings.runtime``; ``logs`` is needed by ``local`` only."""
+    if settings.runtime == "process":
+        return ProcessBackend(settings, wiring, on_status)
+    if settings.runtime == "oakestra":
+        return OakestraBackend(settings, store, on_status, oakestra_transport)
+    if logs is None:
+        raise ConfigError("the local runtime needs the observer log store")
+    return LocalBackend(settings, link, logs, emit, alive, on_status)

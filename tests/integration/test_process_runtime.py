@@ -1,0 +1,175 @@
+"""``runtime = "process"``: each observer and builder is an OS process (`flops service run`).
+
+A real mosquitto, a real stack process and the CLI as a subprocess, as a user runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.discovery import pid_alive
+from tests.conftest import BrokerProcess, head_of
+from tests.integration.conftest import Stack, make_stack, start
+from tests.integration.test_project_start import SEED, log_texts
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def service_processes(stack: Stack) -> dict[str, tuple[int, str]]:
+    """The stack's service children: kind -> (pid, service name), read from /proc."""
+    assert stack.proc is not None
+    found: dict[str, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent != stack.proc.pid or cmdline[1:5] != [b"-m", b"cli", b"service", b"run"]:
+            continue
+        env = dict(v.decode().split("=", 1) for v in environ if b"=" in v)
+        found[env["FLOPS_SERVICE_KIND"]] = (int(entry.name), env["FLOPS_SERVICE_NAME"])
+    return found
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def process_stack(tmp_path: Path, broker: BrokerProcess, **env: str) -> Stack:
+    stack = make_stack(tmp_path, broker, FLOPS_RUNTIME="process", **env)
+    start(stack, broker)
+    return stack
+
+
+def start_seed(stack: Stack) -> tuple[str, list[str]]:
+    """Start the seed project through `oak addon flops p`; its id and followed log."""
+    done = stack.cli(*SEED, prog="oak")
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = json.loads(stack.cli("projects", "-o", "json").stdout)
+    return str(listed["projects"][-1]["id"]), log_texts(done.stdout)
+
+
+def entries(stack: Stack, project_id: str) -> list[dict[str, Any]]:
+    log: Any = stack.cli_json("log", project_id)
+    return list(log["entries"])
+
+
+def test_a_project_runs_its_observer_and_builder_as_processes_and_follows_their_log(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    stack = process_stack(tmp_path, broker)
+    project_id, texts = start_seed(stack)
+    head = head_of(stack.repo)  # type: ignore[attr-defined]
+    assert texts[0] == "Project Observer started"
+    # The builder, a process of its own, may report before the manager's line.
+    assert sorted(texts[1:]) == [
+        "New Builder service created & deployed",
+        f"Start building localhost:5073/malyuk-a/flops_ml_repo_mnist_sklearn/base:{head} image "
+        "(This can take a while)",
+    ]
+    children = service_processes(stack)
+    assert stack.proc is not None
+    pids = {children["observer"][0], children["builder"][0], stack.proc.pid}
+    assert len(pids) == 3
+    # The log lives in the observer process's data dir; the stack hosts no observer.
+    assert not (stack.data_dir / "observer.db").exists()
+    observer_db = stack.data_dir / "services" / children["observer"][1] / "observer.db"
+    assert observer_db.exists()
+    shown: Any = stack.cli_json("status", project_id)
+    assert shown["state"] == "BUILDING"
+    assert {s["instances"][0]["status"] for s in shown["services"]} == {"RUNNING"}
+
+    assert stack.stop(signal.SIGTERM) == 0
+    assert not any(pid_alive(pid) for pid, _ in children.values())
+
+
+def test_a_stack_restart_restores_the_observer_process_with_its_log_intact(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    stack = process_stack(tmp_path, broker)
+    project_id, _ = start_seed(stack)
+    before = entries(stack, project_id)
+    first = service_processes(stack)
+    assert stack.stop(signal.SIGTERM) == 0
+    assert not any(pid_alive(pid) for pid, _ in first.values())
+
+    start(stack, broker)
+    again = wait_until(lambda: len(found := service_processes(stack)) == 2 and found)
+    assert again["observer"][1] == first["observer"][1]
+    assert again["observer"][0] != first["observer"][0]
+    after = entries(stack, project_id)
+    assert after == before  # nothing lost, no second "started", no second build start
+    assert [e["seq"] for e in after] == [1, 2, 3]
+    shown: Any = stack.cli_json("status", project_id)
+    assert shown["state"] == "BUILDING"
+    assert stack.stop() == 0
+
+
+def test_an_observer_killed_with_sigkill_fails_its_project_by_its_exit_status(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    stack = process_stack(tmp_path, broker)
+    project_id, _ = start_seed(stack)
+    children = service_processes(stack)
+    observer_pid, observer = children["observer"]
+    os.kill(observer_pid, signal.SIGKILL)
+
+    def failed() -> Any:
+        # The state changes first, then the builder is undeployed: wait for both.
+        shown: Any = stack.cli_json("status", project_id)
+        builder = next(s for s in shown["services"] if s["kind"] == "builder")
+        undeployed = builder["instances"][0]["status"] == "UNDEPLOYED"
+        return shown if shown["state"] == "FAILED" and undeployed else None
+
+    shown = wait_until(failed)
+    assert shown["state_reason"] == f"service {observer} failed"
+    assert not pid_alive(children["builder"][0])
+    # The observer is started again, so the log stays readable, with the failure in it.
+    restarted = wait_until(lambda: service_processes(stack).get("observer"))
+    assert restarted[0] != observer_pid
+    texts = wait_until(
+        lambda: [e["text"] for e in entries(stack, project_id)][3:] or None, timeout=15
+    )
+    assert texts == [f"Project failed: service {observer} failed"]
+    assert stack.stop() == 0
+
+
+def test_a_builder_that_fails_ends_its_process_with_a_failed_status(
+    tmp_path: Path, broker: BrokerProcess
+) -> None:
+    stack = process_stack(tmp_path, broker)
+    sla_path = Path(stack.env["FLOPS_SLA_DIR"]) / "mnist_sklearn_small.json"
+    sla = json.loads(sla_path.read_text())
+    sla["ml_repo_url"] = f"file://{tmp_path}/nowhere/repo"
+    sla_path.write_text(json.dumps(sla))
+    done = stack.cli("project", "--project-sla-file-name", "mnist_sklearn_small")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Builder failed: cannot reach" in done.stdout
+    project_id = json.loads(stack.cli("projects", "-o", "json").stdout)["projects"][0]["id"]
+
+    def builder_failed() -> bool:
+        shown: Any = stack.cli_json("status", project_id)
+        builder = next(s for s in shown["services"] if s["kind"] == "builder")
+        return bool(builder["instances"][0]["status"] == "FAILED")
+
+    wait_until(builder_failed)
+    assert "builder" not in service_processes(stack)
+    assert stack.stop() == 0

@@ -1,0 +1,205 @@
+"""The stack with ``runtime = "oakestra"``: it deploys through the system-manager API (a fake
+behind ``httpx.MockTransport``) and the poller turns Oakestra's statuses into project state.
+
+A real mosquitto and the real CLI; only Oakestra is simulated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stack.app import run_stack
+from stack.settings import StackSettings
+from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo
+from tests.integration.conftest import write_local_sla
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class FakeOakestra:
+    """A system manager in memory: one user, applications, services, one instance each."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, dict[str, Any]] = {}
+        self.services: dict[str, dict[str, Any]] = {}
+        self.slas: list[dict[str, Any]] = []
+        self._ids = (f"{n:024x}" for n in itertools.count(1))
+
+    def handle(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - a route table
+        method, path = request.method, request.url.path
+        body: Any = json.loads(request.content) if request.content else {}
+        if path == "/api/auth/login":
+            return httpx.Response(200, json={"token": "t", "refresh_token": "r"})
+        if request.headers.get("Authorization") != "Bearer t":
+            return httpx.Response(401, json={"message": "no token"})
+        match method, path.strip("/").split("/")[1:]:
+            case "GET", ["user", _]:
+                return httpx.Response(200, json={"_id": {"$oid": "u" * 24}})
+            case "GET", ["applications", _]:
+                return httpx.Response(200, json=json.dumps(list(self.apps.values())))
+            case "POST", ["application"]:
+                app = dict(body["applications"][0], applicationID=next(self._ids))
+                self.apps[app["applicationID"]] = app
+                return httpx.Response(200, json=list(self.apps.values()))
+            case "GET", ["services", app_id]:
+                found = [s for s in self.services.values() if s["applicationID"] == app_id]
+                return httpx.Response(200, json=json.dumps(found))
+            case "POST", ["service"]:
+                self.slas.append(body)
+                app = body["applications"][0]
+                service = dict(app["microservices"][0], microserviceID=next(self._ids))
+                service |= {"applicationID": app["applicationID"], "instance_list": []}
+                self.services[service["microserviceID"]] = service
+                return httpx.Response(
+                    200, json={"job_id": service["microserviceID"], "failed_services": []}
+                )
+            case "POST", ["service", sid, "instance"]:
+                self.services[sid]["instance_list"] = [{"instance_number": 0, "status": "RUNNING"}]
+                return httpx.Response(200, json={"message": "ok"})
+            case "GET", ["service", sid]:
+                return httpx.Response(200, json=self.services[sid])
+            case "DELETE", ["service", sid, "instance", _]:
+                self.services[sid]["instance_list"] = []
+                self.services[sid]["status"] = "UNDEPLOYED"
+                return httpx.Response(200, json={"message": "ok"})
+        return httpx.Response(404, json={"message": f"no route {method} {path}"})
+
+    def service(self, prefix: str) -> dict[str, Any]:
+        found = [s for s in self.services.values() if s["microservice_name"].startswith(prefix)]
+        assert len(found) == 1, found
+        return found[0]
+
+    def set_status(self, prefix: str, status: str) -> None:
+        self.service(prefix)["instance_list"][0]["status"] = status
+
+
+@dataclass
+class Running:
+    oak: FakeOakestra
+    settings: StackSettings
+    env: dict[str, str]
+
+
+@pytest.fixture
+async def oakestra_stack(
+    tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Running]:
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("FLOPS_CONFIG", str(config))
+    for name, value in {
+        "URL": "http://oakestra.test:10000",
+        "USERNAME": "flops",
+        "PASSWORD": "secret",
+        "OBSERVER_IMAGE": "registry.example.org/flops:0.1.0",
+        "BUILDER_IMAGE": "registry.example.org/flops:0.1.0",
+    }.items():
+        monkeypatch.setenv(f"FLOPS_OAKESTRA_{name}", value)
+    oak = FakeOakestra()
+    settings = StackSettings.model_validate(
+        {
+            "data_dir": tmp_path / "data",
+            "broker": "external",
+            "broker_port": mosquitto.port,
+            "runtime": "oakestra",
+            "status_poll_interval": 0.1,
+            "identifier": f"oak-{tmp_path.name}"[:60],
+        }
+    )
+    write_local_sla(tmp_path / "slas", make_repo(tmp_path / "repos"))
+    env = cli_env(
+        tmp_path,
+        FLOPS_SLA_DIR=str(tmp_path / "slas"),
+        FLOPS_BROKER_HOST="127.0.0.1",
+        FLOPS_BROKER_PORT=str(mosquitto.port),
+    )
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        run_stack(
+            settings,
+            stop,
+            lambda _card: ready.set(),
+            oakestra_transport=httpx.MockTransport(oak.handle),
+        )
+    )
+    async with asyncio.timeout(20):
+        await ready.wait()
+    yield Running(oak, settings, env)
+    stop.set()
+    await task
+
+
+async def flops(env: dict[str, str], *args: str) -> Any:
+    code = "from cli.main import flops_entry; flops_entry()"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, *args, "-o", "json",
+        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode in (0, 1), err.decode()
+    return json.loads(out)
+
+
+async def start_project(env: dict[str, str]) -> str:
+    started = await flops(
+        env, "project", "--project-sla-file-name", "mnist_sklearn_small", "--no-follow"
+    )
+    return str(started["project"]["id"])
+
+
+async def wait_for_status(
+    env: dict[str, str], project_id: str, state: str, kind: str, status: str
+) -> Any:
+    for _ in range(100):
+        shown = await flops(env, "status", project_id)
+        service = next((s for s in shown["services"] if s["kind"] == kind), None)
+        if shown["state"] == state and service and service["instances"][0]["status"] == status:
+            return shown
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{project_id} never {state} with its {kind} {status}: {shown}")
+
+
+async def test_the_stack_deploys_both_services_on_oakestra_with_the_entry_point(
+    oakestra_stack: Running,
+) -> None:
+    oak, env = oakestra_stack.oak, oakestra_stack.env
+    project_id = await start_project(env)
+    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    observer, builder = oak.service("observ"), oak.service("builder")
+    assert observer["cmd"] == builder["cmd"] == ["flops", "service", "run"]
+    assert f"FLOPS_SERVICE_PROJECT_ID={project_id}" in observer["environment"]
+    assert "FLOPS_SERVICE_KIND=builder" in builder["environment"]
+    assert (builder["one_shot"], observer["one_shot"]) == (True, False)
+    # The observer is Oakestra's: this process hosts no observer and keeps no log.
+    assert not (oakestra_stack.settings.data_dir / "observer.db").exists()
+
+
+async def test_an_oakestra_failed_builder_fails_the_project(oakestra_stack: Running) -> None:
+    oak, env = oakestra_stack.oak, oakestra_stack.env
+    project_id = await start_project(env)
+    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    oak.set_status("builder", "FAILED")
+    shown = await wait_for_status(env, project_id, "FAILED", "builder", "FAILED")
+    assert shown["state_reason"].startswith("service builder")
+
+
+async def test_an_oakestra_completed_builder_is_recorded(oakestra_stack: Running) -> None:
+    oak, env = oakestra_stack.oak, oakestra_stack.env
+    project_id = await start_project(env)
+    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    oak.set_status("builder", "COMPLETED")
+    await wait_for_status(env, project_id, "STARTING", "builder", "COMPLETED")
+    oak.set_status("observ", "DEAD")
+    shown = await wait_for_status(env, project_id, "FAILED", "observer", "DEAD")
+    assert shown["state_reason"].startswith("service observ")
