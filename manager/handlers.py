@@ -79,7 +79,10 @@ async def _made_for(user: str, req: CreateProject, deps: Deps) -> ProjectView:
             new = await deps.store.create_project(
                 user, req.request_id, req.sla, req.sla_name, {}, deps.host
             )
-        except StoreError:
+        except StoreError as exc:
+            log.info(
+                "request %s: %s; waiting for the project of a racing replica", req.request_id, exc
+            )
             for _ in range(40):
                 await asyncio.sleep(0.05)
                 existing = await deps.store.project_by_request(user, req.request_id)

@@ -121,25 +121,51 @@ class MongoStore:
         observer_config: dict[str, Any],
         host: str = "",
     ) -> NewProject:
-        """See ``Store.create_project``: app, observatory, observer, then the project last."""
+        """See ``Store.create_project``: app, observatory, observer, then the project last.
+
+        Without multi-document transactions, the project document is the commit point. A
+        project app or observer already there for this request id, but no project, was left
+        by a replica that died (or is still working) between these steps: it is taken over,
+        and whichever replica inserts the project first wins; the other undoes only its own
+        reference on the observatory.
+        """
         now = time.time()
         candidate, project_id = ids.new_object_id(), ids.new_object_id()
         name = ids.project_app_name(request_id)
         fields = {"name": name, "sla": json.dumps(sla), "sla_name": sla_name, "host": host}
         undo: _UndoSteps = []
         try:
-            await self._apps.insert_one(_app(project_id, name, user, project_id, now))
-            undo.append(functools.partial(self._apps.delete_one, {"_id": project_id}))
+            try:
+                await self._apps.insert_one(_app(project_id, name, user, project_id, now))
+                undo.append(functools.partial(self._apps.delete_one, {"_id": project_id}))
+            except DuplicateKeyError:
+                project_id = await self._claimed_app(user, name)
             observatory = await self._acquire_observatory(user, candidate, now)
             undo.append(functools.partial(self._release_observatory, observatory))
             observer = _observer(user, project_id, observatory, observer_config)
-            await self._services.insert_one(_service_doc(observer, now))
-            undo.append(functools.partial(self._services.delete_one, {"_id": observer.id}))
+            try:
+                await self._services.insert_one(_service_doc(observer, now))
+                undo.append(functools.partial(self._services.delete_one, {"_id": observer.id}))
+            except DuplicateKeyError:
+                found = await self._services.find_one(
+                    {"app_id": observatory, "name": observer.name}
+                )
+                if found is None:
+                    raise
+                observer = _spec(found)
             await self._projects.insert_one(_project(project_id, user, request_id, now, **fields))
         except BaseException:
             await _undo(undo)
             raise
         return NewProject(await self._created(project_id), observer)
+
+    async def _claimed_app(self, user: str, name: str) -> str:
+        """The id of the project app ``name`` that another attempt inserted."""
+        found = await self._apps.find_one({"user": user, "name": name}, {"project_id": 1})
+        if found is None or not found.get("project_id"):
+            raise StoreError(f"application {name} of {user} exists but is not a project's")
+        log.warning("taking over the unfinished creation of %s of %s", name, user)
+        return str(found["project_id"])
 
     async def _created(self, project_id: str) -> ProjectView:
         view = await self.project(project_id)

@@ -459,6 +459,21 @@ async def test_mongo_create_failing_at_its_last_write_undoes_the_earlier_ones(
     assert await store.apps("Admin") == []
 
 
+async def test_mongo_create_takes_over_what_a_dead_replica_left_for_the_request(
+    mongo: tuple[MongoStore, AsyncDatabase[dict[str, Any]]],
+) -> None:
+    store, db = mongo
+    first = await new_project(store, rid="req-00000010")
+    # The replica died before its last write: app, observatory and observer, no project.
+    await db["projects"].delete_one({"_id": first.project.id})
+    again = await new_project(store, rid="req-00000010")
+    assert again.project.id == first.project.id
+    assert again.observer.id == first.observer.id
+    assert [s.name for s in await store.services("Admin")] == [first.observer.name]
+    found = await store.project_by_request("Admin", "req-00000010")
+    assert found is not None and found.id == first.project.id
+
+
 async def test_owner_and_state_is_the_cheap_head_of_a_project(store: Store) -> None:
     new = await new_project(store, "carol")
     assert await store.owner_and_state(new.project.id) == ("carol", ProjectState.STARTING)
