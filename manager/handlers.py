@@ -28,7 +28,7 @@ from core import ids
 from core.errors import DeployError, SLAError, StoreError
 from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
 from manager.lifecycle import fail, own_project
-from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
+from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
@@ -101,22 +101,18 @@ def mine(view: ProjectView, deps: Deps) -> bool:
 async def _ensure_observer(project_id: str, deps: Deps) -> None:
     if await deps.store.step(project_id) >= STEP_OBSERVER_RUNNING:
         return
-    for spec in await deps.store.project_services(project_id):
-        if spec.kind != "observer":
-            continue
+    observers = [s for s in await deps.store.project_services(project_id) if s.kind == "observer"]
+    for spec in observers:
         try:
-            await _deploy(spec, deps)
+            status = await deps.runtime.deploy(spec)
         except DeployError as exc:
             await deps.store.delete_project(project_id)
             raise RefusedError(
                 "deploy_failed", f"the observer service could not be deployed: {exc}"
             ) from exc
-    await deps.store.set_step(project_id, STEP_OBSERVER_RUNNING)
-
-
-async def _deploy(spec: ServiceSpec, deps: Deps) -> None:
-    status = await deps.runtime.deploy(spec)
-    await deps.store.set_instance_status(spec.id, status)
+        await deps.store.deployed(spec.id, status, project_id, STEP_OBSERVER_RUNNING)
+    if not observers:
+        await deps.store.set_step(project_id, STEP_OBSERVER_RUNNING)
 
 
 async def advance(project_id: str, deps: Deps) -> None:
@@ -161,8 +157,7 @@ async def _start_builder(view: ProjectView, deps: Deps) -> None:
             text="New Builder service created & deployed",
         ),
     )
-    await deps.store.set_instance_status(builder.id, status)
-    await deps.store.set_step(view.id, STEP_BUILDER_ANNOUNCED)
+    await deps.store.deployed(builder.id, status, view.id, STEP_BUILDER_ANNOUNCED)
 
 
 async def list_projects(user: str, _req: ListProjects, deps: Deps) -> ProjectList:

@@ -258,6 +258,17 @@ class MongoStore:
         await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
 
     @_translated
+    async def deployed(
+        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    ) -> None:
+        """See ``Store.deployed``: two updates, the status first.
+
+        A crash between them leaves the step behind; the step is then repeated, which is safe.
+        """
+        await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
+        await self._projects.update_one({"_id": project_id}, {"$set": {"step": step}})
+
+    @_translated
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``; one conditional update, so concurrent changes cannot race."""
         sources = [s.value for s, targets in TRANSITIONS.items() if state in targets]

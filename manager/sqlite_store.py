@@ -235,6 +235,14 @@ class SqliteStore:
         async with self._tx() as db:
             await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
 
+    async def deployed(
+        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    ) -> None:
+        """See ``Store.deployed``."""
+        async with self._tx() as db:
+            await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
+            await db.execute("UPDATE projects SET step=? WHERE id=?", (step, project_id))
+
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``."""
         async with self._tx() as db:

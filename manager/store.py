@@ -95,6 +95,11 @@ class Store(Protocol):
     async def set_step(self, project_id: str, step: int) -> None:
         """Record how far a project's start has got."""
 
+    async def deployed(
+        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    ) -> None:
+        """``set_instance_status`` and ``set_step`` at once (one transaction where there are)."""
+
     async def step(self, project_id: str) -> int:
         """How far a project's start has got."""
 

@@ -268,6 +268,16 @@ async def test_set_step_is_read_back_and_unknown_projects_are_at_step_zero(
     assert await store.step(ids.new_object_id()) == 0
 
 
+async def test_deployed_records_the_status_and_the_step_together(store: Store) -> None:
+    a, b = await new_project(store), await new_project(store)
+    await store.deployed(a.observer.id, InstanceStatus.RUNNING, a.project.id, 1)
+    assert (await store.step(a.project.id), await store.step(b.project.id)) == (1, 0)
+    view, other = await store.project(a.project.id), await store.project(b.project.id)
+    assert view is not None and other is not None
+    assert [s.instances[0].status for s in view.services] == [InstanceStatus.RUNNING]
+    assert [s.instances[0].status for s in other.services] == [InstanceStatus.REQUESTED]
+
+
 async def test_unfinished_projects_are_the_starting_ones_of_everyone_oldest_first(
     store: Store,
 ) -> None:
