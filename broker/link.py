@@ -20,6 +20,7 @@ from typing import TypeVar, cast
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
 from pydantic import BaseModel
 
 from broker import codec, topics
@@ -255,6 +256,7 @@ class Link:
         )
         # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
         client._client.manual_ack_set(True)  # noqa: SLF001
+        _cork_writes(client._client)  # noqa: SLF001
         client.pending_calls_threshold = 10 * self.max_concurrent  # many publishes are normal
         backoff = 0.1
         while not stop.is_set():
@@ -330,6 +332,36 @@ class Link:
             for task in late:
                 task.cancel()
             _, late = await asyncio.wait(late, timeout=1.0)
+
+
+def _cork_writes(client: paho.Client) -> None:
+    """Send the packets queued during one loop turn as one TCP transmission.
+
+    paho sends every queued packet with its own ``send``; with TCP_NODELAY each becomes a
+    segment of its own, and on loopback the sender pays for the receiver's wake-up too. A
+    batch of stored events queues one PUBACK and one live entry each: corked, the kernel
+    sends them together when the last one is written. Linux only (TCP_CORK).
+    """
+    cork = getattr(socket, "TCP_CORK", None)
+    if cork is None:
+        return
+    write = client.loop_write
+
+    def loop_write() -> MQTTErrorCode:
+        sock = client.socket()
+        if not isinstance(sock, socket.socket) or len(client._out_packet) < 2:  # noqa: SLF001
+            return write()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+        except OSError:
+            return write()
+        try:
+            return write()
+        finally:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
+
+    client.loop_write = loop_write  # type: ignore[method-assign]
 
 
 def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials | None) -> str:

@@ -149,3 +149,27 @@ def test_a_bad_inbound_payload_raises_the_same_error_for_every_handler() -> None
         assert caught.value.code == "bad_json"
         with pytest.raises(topics.TopicError):
             inbound.parsed_topic()
+
+
+async def test_packets_queued_in_one_loop_turn_all_arrive_in_order(
+    mosquitto: BrokerProcess,
+) -> None:
+    """Writes are corked while several packets are queued; none may be held back or lost."""
+    link = Link(mosquitto.address, "link-cork")
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    got: list[bytes] = []
+    async with make_client(mosquitto.address, "cork-reader", persistent=False) as reader:
+        await reader.subscribe("cork/#", qos=1)
+        sent = [f"m{n}".encode() for n in range(300)]
+        assert all([link.publish_nowait("cork/t", p) for p in sent])  # one turn, 300 packets
+        await link.publish("cork/t", b"last")  # QoS 1, behind them on the same connection
+        async with asyncio.timeout(10):
+            async for message in reader.messages:
+                got.append(bytes(message.payload))
+                if got[-1] == b"last":
+                    break
+    stop.set()
+    await task
+    assert got == [*sent, b"last"]
