@@ -6,6 +6,7 @@ ACL can confine each user to their own subtree. See docs/protocol.md for who pub
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -150,6 +151,7 @@ ALL_LOG_QUERIES = f"{ROOT}/{VERSION}/users/+/projects/+/log/query"
 ALL_HEARTBEATS = f"{ROOT}/{VERSION}/users/+/projects/+/heartbeat"
 
 
+@functools.lru_cache(maxsize=4096)  # every inbound message is matched against every route
 def matches(topic_filter: str, topic: str) -> bool:
     """Whether ``topic`` matches the MQTT ``topic_filter`` (``+`` and ``#`` wildcards)."""
     fparts, tparts = topic_filter.split("/"), topic.split("/")
