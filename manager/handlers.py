@@ -15,6 +15,7 @@ from broker.messages import (
     AppList,
     CreateProject,
     Event,
+    InstanceStatus,
     ListApps,
     ListProjects,
     ListServices,
@@ -28,7 +29,7 @@ from core import ids
 from core.errors import DeployError, SLAError, StoreError
 from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
 from manager.lifecycle import fail, own_project
-from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING
+from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,14 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
     interrupted it); nothing is left behind when the observer cannot be deployed.
     """
     validate_sla(user, req)
-    existing = await _made_for(user, req, deps)
+    existing, observer = await _made_for(user, req, deps)
     if mine(existing, deps):
         async with deps.locks.hold(existing.id):
+            if observer is not None:
+                # Made just now, at step 0 with this one observer: the answer is the view
+                # just read with the observer's new status, not a third read of the store.
+                status = await _deploy_observer(existing.id, observer, deps)
+                return _with_status(existing, observer.id, status)
             await _ensure_observer(existing.id, deps)
     view = await deps.store.project(existing.id)
     if view is None:
@@ -65,16 +71,32 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
     return view
 
 
-async def _made_for(user: str, req: CreateProject, deps: Deps) -> ProjectView:
+def _with_status(view: ProjectView, service_id: str, status: InstanceStatus) -> ProjectView:
+    """``view`` with the instances of one service in ``status``."""
+    services = [
+        s.model_copy(
+            update={"instances": [i.model_copy(update={"status": status}) for i in s.instances]}
+        )
+        if s.id == service_id
+        else s
+        for s in view.services
+    ]
+    return view.model_copy(update={"services": services})
+
+
+async def _made_for(
+    user: str, req: CreateProject, deps: Deps
+) -> tuple[ProjectView, ServiceSpec | None]:
     """The project of this request id: found, or made now, or made by a racing replica.
 
-    Two managers may handle one request id at once (a retry reached another replica); the
+    With the project made now comes its observer's spec (``None`` for one found). Two
+    managers may handle one request id at once (a retry reached another replica); the
     loser of the unique index waits briefly for the winner's project to appear.
     """
     for _ in range(2):
         existing = await deps.store.project_by_request(user, req.request_id)
         if existing is not None:
-            return existing
+            return existing, None
         try:
             new = await deps.store.create_project(
                 user, req.request_id, req.sla, req.sla_name, {}, deps.host
@@ -87,9 +109,9 @@ async def _made_for(user: str, req: CreateProject, deps: Deps) -> ProjectView:
                 await asyncio.sleep(0.05)
                 existing = await deps.store.project_by_request(user, req.request_id)
                 if existing is not None:
-                    return existing
+                    return existing, None
         else:
-            return new.project
+            return new.project, new.observer
     raise StoreError(f"request {req.request_id}: no project made, and creating one failed")
 
 
@@ -103,26 +125,42 @@ async def _ensure_observer(project_id: str, deps: Deps) -> None:
         return
     observers = [s for s in await deps.store.project_services(project_id) if s.kind == "observer"]
     for spec in observers:
-        try:
-            status = await deps.runtime.deploy(spec)
-        except DeployError as exc:
-            await deps.store.delete_project(project_id)
-            raise RefusedError(
-                "deploy_failed", f"the observer service could not be deployed: {exc}"
-            ) from exc
-        await deps.store.deployed(spec.id, status, project_id, STEP_OBSERVER_RUNNING)
+        await _deploy_observer(project_id, spec, deps)
     if not observers:
         await deps.store.set_step(project_id, STEP_OBSERVER_RUNNING)
 
 
-async def advance(project_id: str, deps: Deps) -> None:
-    """Carry a project's start on from where it stands; every step is safe to repeat."""
+async def _deploy_observer(project_id: str, spec: ServiceSpec, deps: Deps) -> InstanceStatus:
+    """Deploy the observer and record it; a project whose observer fails is removed."""
+    try:
+        status = await deps.runtime.deploy(spec)
+    except DeployError as exc:
+        await deps.store.delete_project(project_id)
+        raise RefusedError(
+            "deploy_failed", f"the observer service could not be deployed: {exc}"
+        ) from exc
+    await deps.store.deployed(spec.id, status, project_id, STEP_OBSERVER_RUNNING)
+    return status
+
+
+async def advance(project_id: str, deps: Deps, known: ProjectView | None = None) -> None:
+    """Carry a project's start on from where it stands; every step is safe to repeat.
+
+    ``known`` is the project's view as just answered: only its state is read again.
+    """
     async with deps.locks.hold(project_id):
-        view = await deps.store.project(project_id)
-        if view is None or view.state is not ProjectState.STARTING or not mine(view, deps):
+        if known is None:
+            view = await deps.store.project(project_id)
+            state = view.state if view is not None else None
+        else:
+            view, head = known, await deps.store.owner_and_state(project_id)
+            state = head[1] if head is not None else None
+        if view is None or state is not ProjectState.STARTING or not mine(view, deps):
             return
-        await _ensure_observer(project_id, deps)
-        if await deps.store.step(project_id) < STEP_BUILDER_ANNOUNCED:
+        step = await deps.store.step(project_id)
+        if step < STEP_OBSERVER_RUNNING:
+            await _ensure_observer(project_id, deps)
+        if step < STEP_BUILDER_ANNOUNCED:
             await _start_builder(view, deps)
 
 

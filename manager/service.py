@@ -25,6 +25,7 @@ from broker.messages import (
     ListApps,
     ListProjects,
     ListServices,
+    ProjectView,
     Reply,
     Request,
     ShowProject,
@@ -100,21 +101,25 @@ class ManagerService:
                     topic.user, peek[1], Reply(request_id=peek[0], ok=False, error=error)
                 )
             return
-        reply = await self._handle(op, topic.user, request, handler)
+        reply, result = await self._handle(op, topic.user, request, handler)
         await self._send(topic.user, request.reply_to, reply)
         if op is Op.CREATE_PROJECT and reply.ok and reply.result is not None:
             project_id = str(reply.result["id"])
             log.info(
                 "project %s started for %s (request %s)", project_id, topic.user, request.request_id
             )
-            await handlers.advance(project_id, self._deps)
+            known = result if isinstance(result, ProjectView) else None
+            await handlers.advance(project_id, self._deps, known)
 
-    async def _handle(self, op: Op, user: str, request: Request, handler: Handler) -> Reply:
-        """Run the handler and turn its result or error into a reply (kept if asked)."""
+    async def _handle(
+        self, op: Op, user: str, request: Request, handler: Handler
+    ) -> tuple[Reply, BaseModel | None]:
+        """Run the handler; its reply (kept if asked) and its result, if it gave one now."""
         if op in REMEMBERED:
             kept = await self._deps.store.answer_for(user, request.request_id)
             if kept is not None:
-                return Reply.model_validate(kept)
+                return Reply.model_validate(kept), None
+        result: BaseModel | None = None
         try:
             result = await handler(user, request, self._deps)
             reply = Reply(
@@ -127,12 +132,12 @@ class ManagerService:
         except FlopsError as exc:
             log.exception("%s %s of %s failed", op, request.request_id, user)
             error = ErrorBody(code="internal", message=str(exc))
-            return Reply(request_id=request.request_id, ok=False, error=error)
+            return Reply(request_id=request.request_id, ok=False, error=error), None
         if op in REMEMBERED:
             await self._deps.store.remember_answer(
                 user, request.request_id, reply.model_dump(mode="json")
             )
-        return reply
+        return reply, result
 
     async def on_event(self, inbound: Inbound) -> None:
         """Note who reported, and apply project state changes that events report."""

@@ -73,6 +73,24 @@ async def test_a_project_gets_observatory_project_app_and_running_observer(deps:
     assert observer.instances[0].status is InstanceStatus.RUNNING
 
 
+async def test_the_answer_to_a_new_project_is_what_the_store_now_holds(deps: Deps) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    assert view == await deps.store.project(view.id)  # built in memory, not read back
+    again = await handlers.create_project("Admin", request(view.request_id), deps)
+    assert again == view
+
+
+@pytest.mark.parametrize("known", [False, True])
+async def test_advance_with_the_answered_view_checks_the_state_again(
+    deps: Deps, known: bool
+) -> None:
+    view = await handlers.create_project("Admin", request(), deps)
+    await deps.store.set_state(view.id, ProjectState.STOPPED, "stopped meanwhile")
+    await handlers.advance(view.id, deps, view if known else None)
+    after = await deps.store.project(view.id)
+    assert after is not None and [s.kind for s in after.services] == ["observer"]
+
+
 async def test_advance_creates_and_announces_the_builder(deps: Deps) -> None:
     view = await handlers.create_project("Admin", request(), deps)
     await handlers.advance(view.id, deps)
