@@ -41,6 +41,7 @@ class _Pending:
     event: Event
     done: Callable[[], None]
     failed: Callable[[StoreError], None] | None = None  # None: leave it to redelivery
+    register: Hosted | None = None  # a new observer, registered with this event
 
 
 class ObserverHost:
@@ -73,11 +74,12 @@ class ObserverHost:
             self._hosted[project_id] = Hosted(project_id, user, service_id, name)
 
     async def deploy(self, hosted: Hosted) -> None:
-        """Start observing a project: register it and log that its observer started."""
-        if hosted.project_id not in self._hosted:
-            await self._store.register(
-                hosted.project_id, hosted.user, hosted.service_id, hosted.name
-            )
+        """Start observing a project: register it and log that its observer started.
+
+        Both in one transaction of the writer; if it fails, the project is not hosted.
+        """
+        new = hosted.project_id not in self._hosted
+        if new:
             self._hosted[hosted.project_id] = hosted
         event = Event(
             event_id=self._started_id(hosted.service_id),
@@ -85,13 +87,13 @@ class ObserverHost:
             source=hosted.name,
             text=OBSERVER_STARTED,
         )
-        await self.record(hosted.user, event)
+        await self.record(hosted.user, event, register=hosted if new else None)
 
     def hosts(self, project_id: str) -> bool:
         """Whether this host runs the observer of ``project_id``."""
         return project_id in self._hosted
 
-    async def record(self, user: str, event: Event) -> None:
+    async def record(self, user: str, event: Event, *, register: Hosted | None = None) -> None:
         """Log an event of this process without the broker; return once it is stored.
 
         ``StoreError`` if the write failed. Followers get it live like any other entry.
@@ -106,7 +108,7 @@ class ObserverHost:
             if not stored.done():
                 stored.set_exception(exc)
 
-        self._queue.put_nowait(_Pending(user, event, done, failed))
+        self._queue.put_nowait(_Pending(user, event, done, failed, register))
         await stored
 
     async def undeploy(self, project_id: str, *, purge: bool = False) -> None:
@@ -157,12 +159,16 @@ class ObserverHost:
     async def _write(self, batch: list[_Pending]) -> None:
         # Events of a project undeployed meanwhile are dropped (and acknowledged).
         events = [p.event for p in batch if p.event.project_id in self._hosted]
+        new = [p.register for p in batch if p.register is not None]
+        rows = [(h.project_id, h.user, h.service_id, h.name) for h in new]
         try:
-            entries = await self._store.append(events)
+            entries = await self._store.append(events, rows)
         except StoreError as exc:
             # Not acknowledged: the broker delivers these events again after a restart; the
-            # events of this process fail their senders.
+            # events of this process fail their senders, and new observers are not hosted.
             log.exception("could not store %d events", len(batch))
+            for hosted in new:
+                self._hosted.pop(hosted.project_id, None)
             for pending in batch:
                 if pending.failed is not None:
                     pending.failed(exc)

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS observers (
 CREATE INDEX IF NOT EXISTS entries_with_state ON entries (project_id, seq) WHERE state IS NOT NULL;
 """
 _COLUMNS = "project_id, seq, event_id, ts, source, level, text, state"
+_REGISTER = "INSERT OR REPLACE INTO observers VALUES (?,?,?,?,?)"
+ObserverRow = tuple[str, str, str, str]  # project_id, user, service_id, name
 
 
 class LogStore:
@@ -55,10 +57,7 @@ class LogStore:
 
     async def register(self, project_id: str, user: str, service_id: str, name: str) -> None:
         """Remember that this host runs the observer of ``project_id``."""
-        await self._exec(
-            "INSERT OR REPLACE INTO observers VALUES (?,?,?,?,1)",
-            (project_id, user, service_id, name),
-        )
+        await self._exec(_REGISTER, (project_id, user, service_id, name, 1))
 
     async def unregister(self, project_id: str, *, purge: bool = False) -> None:
         """Mark the observer of ``project_id`` stopped; with ``purge`` remove it and its log."""
@@ -88,8 +87,14 @@ class LogStore:
         )
         return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
-    async def append(self, events: Sequence[Event]) -> list[LogEntry]:
-        """Store new events in one transaction; return the entries made, in order."""
+    async def append(
+        self, events: Sequence[Event], observers: Sequence[ObserverRow] = ()
+    ) -> list[LogEntry]:
+        """Store new events in one transaction; return the entries made, in order.
+
+        ``observers`` (``(project_id, user, service_id, name)``) are registered in the same
+        transaction, so a new observer and its first entry cost one commit.
+        """
         async with self._write_lock:
             fresh = await self._without_known(events)
             entries: list[LogEntry] = []
@@ -108,11 +113,11 @@ class LogStore:
                         state=event.state,
                     )
                 )
-            if entries:
-                await self._insert(entries)
+            if entries or observers:
+                await self._insert(entries, observers)
             return entries
 
-    async def _insert(self, entries: list[LogEntry]) -> None:
+    async def _insert(self, entries: list[LogEntry], observers: Sequence[ObserverRow]) -> None:
         rows = [
             (
                 e.project_id,
@@ -128,6 +133,8 @@ class LogStore:
         ]
         try:
             await self._db.execute("BEGIN")
+            if observers:
+                await self._db.executemany(_REGISTER, [(*o, 1) for o in observers])
             await self._db.executemany(
                 f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
                 rows,

@@ -11,7 +11,7 @@ from broker import codec, topics
 from broker.link import Inbound, Link
 from broker.messages import Event
 from core.errors import StoreError
-from observer.host import ObserverHost
+from observer.host import Hosted, ObserverHost
 from observer.store import LogStore
 
 P = "c" * 24
@@ -37,9 +37,9 @@ async def test_a_burst_of_events_is_written_in_few_transactions(tmp_path: Path) 
     batches: list[int] = []
     append = store.append
 
-    async def counting(events: Any) -> Any:
+    async def counting(events: Any, observers: Any = ()) -> Any:
         batches.append(len(events))
-        return await append(events)
+        return await append(events, observers)
 
     store.append = counting  # type: ignore[method-assign]
     link = StubLink()
@@ -87,11 +87,37 @@ async def test_an_event_of_this_process_is_stored_before_record_returns(tmp_path
     assert [e.text for e in await store.read(P, 1, 10)] == ["local"]
     assert link.live == [str(topics.log("u", P))]
 
-    async def broken(events: Any) -> Any:
+    async def broken(events: Any, observers: Any = ()) -> Any:
         raise StoreError("disk full")
 
     store.append = broken  # type: ignore[method-assign]
     with pytest.raises(StoreError, match="disk full"):
         await host.record("u", Event(project_id=P, source="svc", text="lost"))
+    writer.cancel()
+    await store.close()
+
+
+async def test_a_new_observer_is_registered_with_its_first_entry_or_not_at_all(
+    tmp_path: Path,
+) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    host = ObserverHost(cast(Link, StubLink()), store, lambda sid: "1" * 32)
+    writer = asyncio.create_task(host.write_forever())
+    append = store.append
+
+    async def broken(events: Any, observers: Any = ()) -> Any:
+        raise StoreError("disk full")
+
+    store.append = broken  # type: ignore[method-assign]
+    hosted = Hosted(P, "u", "s" * 24, "observ1")
+    with pytest.raises(StoreError):
+        await host.deploy(hosted)
+    assert not host.hosts(P)
+    assert await store.observers() == []
+    store.append = append  # type: ignore[method-assign]
+    await host.deploy(hosted)
+    assert host.hosts(P)
+    assert await store.observers() == [(P, "u", "s" * 24, "observ1")]
+    assert [e.text for e in await store.read(P, 1, 10)] == ["Project Observer started"]
     writer.cancel()
     await store.close()
