@@ -28,6 +28,7 @@ from core.errors import BrokerError, RemoteError, RequestTimeoutError
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
 FIRST_RETRY = 1.0
+SUBSCRIBE_TIMEOUT = 5.0  # seconds for a SUBACK
 
 
 class Session:
@@ -55,6 +56,10 @@ class Session:
         self._topics = [str(topics.reply(user, self.client_id))]
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, asyncio.Queue[bytes]] = {}
+        # aiomqtt does not fail a SUBSCRIBE whose connection drops (a broker restarting just
+        # as we connect): without a bound it waits the whole request timeout; bounded, the
+        # reconnect loop tries again (seen once in a test restarting the broker mid-burst).
+        self._subscribe_timeout = min(timeout, SUBSCRIBE_TIMEOUT)
 
     async def connect(self) -> None:
         """Connect (again) and subscribe to every topic this session follows.
@@ -69,7 +74,7 @@ class Session:
             await client.__aenter__()
             self._client = client
             for topic in self._topics:
-                await client.subscribe(topic, qos=1)
+                await client.subscribe(topic, qos=1, timeout=self._subscribe_timeout)
         except aiomqtt.MqttError as exc:
             await self.close()
             raise BrokerError(explain(exc, self.address, self._credentials)) from exc
@@ -93,7 +98,7 @@ class Session:
         self._streams[str(topic)] = queue
         self._topics.append(str(topic))
         if self._client is not None:
-            await self._client.subscribe(str(topic), qos=1)
+            await self._client.subscribe(str(topic), qos=1, timeout=self._subscribe_timeout)
         return queue
 
     async def request(
