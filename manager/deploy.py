@@ -40,3 +40,10 @@ def service_environment(spec: ServiceSpec) -> dict[str, str]:
     values = {"ID": spec.id, "NAME": spec.name, "KIND": spec.kind, "USER": spec.user}
     values |= {"PROJECT_ID": spec.project_id, "CONFIG": json.dumps(spec.config, sort_keys=True)}
     return {SERVICE_ENV_PREFIX + key: value for key, value in values.items()}
+
+
+class Inventory(Protocol):
+    """A runtime that can list what it runs in this process (the local runtime)."""
+
+    def running(self) -> list[ServiceSpec]:
+        """The services it runs now."""

@@ -132,10 +132,36 @@ async def delete_project(user: str, req: DeleteProject, deps: Deps) -> Deleted:
     )
 
 
+async def reconcile(deps: Deps, running: list[ServiceSpec]) -> int:
+    """Stop what runs here but should not any more; count what was stopped.
+
+    In a cluster any replica may answer a stop or a delete, while the project's services run
+    in the process of the replica that made it (its host): the host finds them here, gone
+    from the store's services to run, and stops them; the observer of a deleted project
+    loses its log too.
+    """
+    wanted = {s.id for s in await deps.store.services_to_run(deps.host)}
+    stopped = 0
+    for spec in running:
+        if spec.id in wanted:
+            continue
+        async with deps.locks.hold(spec.project_id):
+            gone = await deps.store.owner_and_state(spec.project_id) is None
+            log.info("stopping %s: %s elsewhere", spec.name, "deleted" if gone else "stopped")
+            deps.liveness.forget(spec.name)
+            await deps.runtime.undeploy(spec, purge=gone)
+            stopped += 1
+    return stopped
+
+
 async def watch_running(deps: Deps) -> None:
-    """After a restart: give every running project service a fresh deadline."""
+    """After a restart: give every running service of this stack's projects a fresh deadline.
+
+    Only its own: another replica's builders report to that replica, in its process, so
+    watching them here would fail healthy projects at the deadline.
+    """
     now = time.time()
-    for spec in await deps.store.services_to_run():
+    for spec in await deps.store.services_to_run(deps.host):
         if spec.kind != "observer":
             deps.liveness.deploy(spec.name, now)
 
@@ -150,7 +176,7 @@ async def check_deadlines(deps: Deps, now: float | None = None) -> int:
     }
     if not any(late.values()):
         return 0  # the usual case: no store read (it lists every service that should run)
-    for spec in await deps.store.services_to_run():
+    for spec in await deps.store.services_to_run(deps.host):
         why = late.get(spec.name)
         if spec.kind == "observer" or why is None:
             continue

@@ -33,6 +33,7 @@ from broker.messages import (
 )
 from core.errors import FlopsError
 from manager import handlers, lifecycle
+from manager.deploy import Inventory
 from manager.deps import Deps, RefusedError
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,21 @@ class ManagerService:
         for project_id in await self._deps.store.unfinished_projects(self._deps.host):
             log.info("resuming the start of project %s", project_id)
             await handlers.advance(project_id, self._deps)
+
+    async def reconcile_forever(
+        self, stop: asyncio.Event, inventory: Inventory, interval: float
+    ) -> None:
+        """Every ``interval`` until ``stop``: stop local services that others stopped."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            try:
+                await lifecycle.reconcile(self._deps, inventory.running())
+            except FlopsError:
+                log.exception("reconciling the local services failed; trying again")
 
     async def watchdog(self, stop: asyncio.Event) -> None:
         """Check service deadlines a few times per deadline until ``stop`` is set."""

@@ -89,6 +89,10 @@ class ObserverHost:
         )
         await self.record(hosted.user, event, register=hosted if new else None)
 
+    def hosted(self) -> list[Hosted]:
+        """The observers this host runs."""
+        return list(self._hosted.values())
+
     def hosts(self, project_id: str) -> bool:
         """Whether this host runs the observer of ``project_id``."""
         return project_id in self._hosted

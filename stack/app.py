@@ -31,7 +31,7 @@ from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec, Store
 from observer.store import LogStore
 from stack import secure
-from stack.backends import LocalBackend, open_backend
+from stack.backends import Backend, LocalBackend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
 from stack.settings import StackSettings
 
@@ -149,12 +149,7 @@ async def _run_services(
             await link.wait_connected(15.0)
             for spec in unrestored:  # connected now: their projects' failure can be told
                 await on_status(spec, InstanceStatus.FAILED)
-            tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
-            tasks.create_task(manager.watchdog(stop))
-            tasks.create_task(store.maintain(stop))
-            if logs is not None:
-                tasks.create_task(logs.maintain(stop))
-            tasks.create_task(backend.run(stop))
+            _background(tasks, settings, stop, manager, backend, [store, logs])
             card = StackCard(
                 os.getpid(),
                 wiring.address.host,
@@ -179,6 +174,27 @@ async def _run_services(
     finally:
         await backend.close()
         await _close(logs, store)
+
+
+def _background(
+    tasks: asyncio.TaskGroup,
+    settings: StackSettings,
+    stop: asyncio.Event,
+    manager: ManagerService,
+    backend: Backend,
+    stores: list[Store | LogStore | None],
+) -> None:
+    """The stack's work besides messages, until ``stop``."""
+    tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
+    tasks.create_task(manager.watchdog(stop))
+    if settings.cluster and isinstance(backend, LocalBackend):
+        # Another replica may answer a stop or delete of a project that runs here.
+        interval = settings.reconcile_interval
+        tasks.create_task(manager.reconcile_forever(stop, backend.local, interval))
+    for store in stores:
+        if store is not None:
+            tasks.create_task(store.maintain(stop))
+    tasks.create_task(backend.run(stop))
 
 
 async def _restore(store: Store, host: str, runtime: Runtime) -> list[ServiceSpec]:

@@ -35,6 +35,7 @@ class LocalRuntime:
         self._beating: set[str] = set()  # ids of services that have started to report
         self._on_status = on_status
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._specs: dict[str, ServiceSpec] = {}  # of the builder tasks, by service id
         self._stopping = False
         self._commits = CommitCache()
 
@@ -55,6 +56,7 @@ class LocalRuntime:
                 self._tasks[spec.id] = asyncio.create_task(
                     self._supervise(spec, config), name=spec.name
                 )
+                self._specs[spec.id] = spec
             return InstanceStatus.RUNNING
         raise DeployError(f"the local runtime cannot run services of kind {spec.kind!r}")
 
@@ -63,6 +65,7 @@ class LocalRuntime:
         if spec.kind == "observer":
             await self._observers.undeploy(spec.project_id, purge=purge)
             return
+        self._specs.pop(spec.id, None)
         task = self._tasks.pop(spec.id, None)
         if task is not None:
             task.cancel()
@@ -90,8 +93,18 @@ class LocalRuntime:
         else:
             status = InstanceStatus.COMPLETED
         self._tasks.pop(spec.id, None)
+        self._specs.pop(spec.id, None)
         self._beating.discard(spec.id)
         await self._on_status(spec, status)
+
+    def running(self) -> list[ServiceSpec]:
+        """The observers hosted here and the builders whose tasks run (``Inventory``)."""
+        builders = [self._specs[sid] for sid, task in self._tasks.items() if not task.done()]
+        observers = [
+            ServiceSpec(h.service_id, h.name, "observer", h.user, h.project_id, "")
+            for h in self._observers.hosted()
+        ]
+        return observers + builders
 
     async def report_alive(self, stop: asyncio.Event, interval: float) -> None:
         """Tell the manager, every ``interval``, which services' tasks still run.

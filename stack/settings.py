@@ -40,6 +40,8 @@ class StackSettings(BaseModel):
     registry: str = "localhost:5073"
     git_timeout: float = Field(default=30.0, gt=0)
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
+    # cluster: how often a stack stops its services that another replica stopped or deleted
+    reconcile_interval: float = Field(default=5.0, gt=0)
     identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Where observers and builders run: tasks in this process (local), one child process

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,21 @@ from tests.integration.test_faults import burst, sla_for, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 CLIENTS, PER_CLIENT = 3, 40  # 120 starts: nx-27017 runs one command at a time
+SLA = "mnist_sklearn_small.json"
 
 
-def replicas(tmp_path: Path, broker: BrokerProcess, mongo_url: str) -> list[Stack]:
+def replicas(
+    tmp_path: Path,
+    broker: BrokerProcess,
+    mongo_url: str,
+    names: tuple[str, ...] = ("r1", "r2", "r3"),
+) -> list[Stack]:
     database = "replicas_" + re.sub(r"\W", "_", tmp_path.name)[-30:]
     url = mongo_url.replace("/?", f"/{database}?", 1)
     repo = make_repo(tmp_path / "repos")
     write_local_sla(tmp_path / "slas", repo)
     stacks = []
-    for name in ("r1", "r2", "r3"):
+    for name in names:
         root = tmp_path / name
         root.mkdir()
         env = cli_env(
@@ -34,6 +41,7 @@ def replicas(tmp_path: Path, broker: BrokerProcess, mongo_url: str) -> list[Stac
             FLOPS_MONGO_URL=url,
             FLOPS_CLUSTER="true",
             FLOPS_IDENTIFIER=name,
+            FLOPS_RECONCILE_INTERVAL="0.3",
         )
         stack = Stack(root, env, per_test=True)
         stack.repo = repo  # type: ignore[attr-defined]
@@ -73,3 +81,51 @@ async def test_three_managers_share_a_burst_and_survive_losing_one(
     assert [e["seq"] for e in log["entries"]] == [1, 2, 3]
     for stack in stacks:
         assert stack.stop() == 0
+
+
+async def test_whichever_replica_answers_a_stop_or_delete_the_host_stops_the_services(
+    tmp_path: Path, broker: BrokerProcess, mongo_url: str
+) -> None:
+    """Requests are shared, so another replica often answers; the host reconciles."""
+    stacks = replicas(tmp_path, broker, mongo_url, ("r1", "r2"))
+    for stack in stacks:
+        start(stack, broker)
+    r1 = stacks[0]
+    made = [r1.cli_json("project", "--project-sla-file-name", SLA, "--no-follow") for _ in range(6)]
+    ids = [str(p["project"]["id"]) for p in made]  # type: ignore[index]
+
+    def building() -> bool:
+        listed: Any = r1.cli_json("projects")["projects"]
+        return len(listed) == 6 and all(p["state"] == "BUILDING" for p in listed)
+
+    await wait_for(building, 60)
+    listed: Any = r1.cli_json("projects")["projects"]
+    hosts = {str(p["id"]): str(p["host"]) for p in listed}
+    assert set(hosts.values()) == {"r1", "r2"}
+    for n, pid in enumerate(ids):
+        if n % 2:  # shifts which replica answers next (mosquitto hands shared messages round
+            r1.cli("projects")  # robin), so some operations reach a replica that is not the host
+        assert r1.cli("stop" if n < 3 else "delete", pid, "--yes").returncode == 0
+
+    def reconciled() -> bool:
+        for stack in stacks:
+            host = stack.env["FLOPS_IDENTIFIER"]
+            for pid in ids[3:]:  # deleted: the host's observer and its log are gone
+                if hosts[pid] == host and pid in _hosted_observers(stack):
+                    return False
+        return True
+
+    await wait_for(reconciled, 30)
+    logs = "".join((stack.root / "stack.out").read_text() for stack in stacks)
+    assert "elsewhere" in logs  # at least one host stopped what the other replica was asked
+    for pid in ids[:3]:  # stopped: the log stays readable and says so
+        log: Any = r1.cli_json("log", pid)
+        assert log["state"] == "STOPPED"
+    for stack in stacks:
+        assert stack.stop() == 0
+
+
+def _hosted_observers(stack: Stack) -> set[str]:
+    db = stack.root / "data" / "flops" / "observer.db"
+    with sqlite3.connect(db) as conn:
+        return {str(r[0]) for r in conn.execute("SELECT project_id FROM observers")}

@@ -116,3 +116,37 @@ def test_liveness_tells_never_from_stopped_reporting() -> None:
     assert "stopped reporting" in (live.overdue("b", 10, now=116) or "")
     live.heard("unknown", now=1)
     assert live.overdue("unknown", 10, now=1000) is None
+
+
+async def test_a_restarted_replica_watches_only_its_own_projects_builders(deps: Deps) -> None:
+    deps.host = "stack-a"
+    mine = await started(deps, "req-0000000a")
+    deps.host = "stack-b"  # another replica made this one; its builder reports over there
+    theirs = await started(deps, "req-0000000b")
+    deps.host = "stack-a"
+    deps.liveness = Liveness()  # stack-a restarts
+    await lifecycle.watch_running(deps)
+    assert await lifecycle.check_deadlines(deps, now=10**12) == 1  # far past every deadline
+    states = {pid: (await deps.store.project(pid)).state for pid in (mine, theirs)}  # type: ignore[union-attr]
+    assert states == {mine: ProjectState.FAILED, theirs: ProjectState.STARTING}
+
+
+async def test_the_host_stops_what_another_replica_stopped_or_deleted(deps: Deps) -> None:
+    deps.host = "host"
+    stopped = await started(deps, "req-00000011")
+    deleted = await started(deps, "req-00000012")
+    kept = await started(deps, "req-00000013")
+    runtime: Any = deps.runtime
+    running: list[Any] = list(runtime.deployed)  # the host runs 3 observers and 3 builders
+    other = Deps(deps.store, RecordingRuntime(), deps.emit, host="other")  # another replica
+    await lifecycle.stop_project(
+        "Admin", StopProject(request_id="stop-0011", reply_to="c", project_id=stopped), other
+    )
+    await lifecycle.delete_project(
+        "Admin", DeleteProject(request_id="del-00012", reply_to="c", project_id=deleted), other
+    )
+    assert runtime.undeployed == []  # the other replica could not reach the host's services
+    assert await lifecycle.reconcile(deps, running) == 3
+    # The stopped project's builder; the deleted project's builder and observer, with its log.
+    assert sorted(runtime.undeployed) == [("builder", False), ("builder", True), ("observer", True)]
+    assert await lifecycle.reconcile(deps, [s for s in running if s.project_id == kept]) == 0
