@@ -248,7 +248,12 @@ class Stack:
         name = f"stack-{self.proc.pid}.raw"
         cmd = ["py-spy", "record", "-r", "200", "-f", "raw", "-o", str(Path(folder) / name)]
         quiet = subprocess.DEVNULL
-        subprocess.Popen([*cmd, "--pid", str(self.proc.pid)], stdout=quiet, stderr=quiet)
+        try:
+            subprocess.Popen([*cmd, "--pid", str(self.proc.pid)], stdout=quiet, stderr=quiet)
+        except FileNotFoundError:
+            print(
+                "FLOPS_BENCH_PROFILE: py-spy is not on PATH (pip install py-spy)", file=sys.stderr
+            )
 
     def stop(self, wait: float = 60) -> int:
         """SIGTERM (the stack drains) and wait; its exit code (-9: it had to be killed)."""

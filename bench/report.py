@@ -73,8 +73,17 @@ def rows_of(document: dict[str, object]) -> list[Row]:
 
 def main(argv: list[str]) -> int:
     """Print the Markdown table of each results file named in ``argv``."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(
+            "usage: python -m bench.report RESULTS.json [...]  (files written by python -m bench)"
+        )
+        return 0 if argv else 2
     for name in argv:
-        document = json.loads(Path(name).read_text())
+        try:
+            document = json.loads(Path(name).read_text())
+        except (OSError, ValueError) as exc:
+            print(f"bench.report: cannot read {name}: {exc}", file=sys.stderr)
+            return 1
         print(f"`{document['command']}`, {document['started_at']}, {document['duration_s']} s\n")
         print(markdown(rows_of(document)) + "\n")
     return 0

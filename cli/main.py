@@ -38,6 +38,17 @@ TIMEOUT = click.option(
 )
 
 
+def _project_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if len(value) != 24 or any(c not in "0123456789abcdef" for c in value):
+        raise click.BadParameter(
+            f"{value!r} is not a project id: 24 hex digits, as `flops projects` shows them"
+        )
+    return value
+
+
+PROJECT_ID = click.argument("project_id", callback=_project_id)
+
+
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The options every talking command has."""
     return OUTPUT(USER(BROKER(TIMEOUT(fn))))
@@ -62,15 +73,28 @@ def _warn_if_exposed(path: Path) -> None:
     """Warn when a config file that holds a password can be read by others."""
     try:
         mode = path.stat().st_mode
-        holds_password = "password" in path.read_text()
+        text = path.read_text()
     except OSError:
         return
+    holds_password = "password" in text and _has_password(text)
     if holds_password and mode & 0o077:
         click.echo(
             f"Warning: {path} holds a password and is readable by others "
             f"(mode {mode & 0o777:o}); run: chmod 600 {path}",
             err=True,
         )
+
+
+def _has_password(text: str) -> bool:
+    """Whether a TOML config text sets ``password`` at the top level or in a section."""
+    import tomllib  # noqa: PLC0415 - only when the word occurs at all
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return True  # cannot tell: warn; loading the settings reports the syntax error
+    tables = [data, *(v for v in data.values() if isinstance(v, dict))]
+    return any("password" in table for table in tables)
 
 
 def _finish(run: Callable[[], Coroutine[Any, Any, int] | int], json_out: bool) -> NoReturn:
@@ -216,7 +240,7 @@ def projects(**flags: Any) -> None:
 
 
 @flops.command()
-@click.argument("project_id")
+@PROJECT_ID
 @common
 def status(project_id: str, **flags: Any) -> None:
     """Show one project: state, applications, services. Aliases: show, s."""
@@ -251,7 +275,7 @@ YES = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmatio
 
 
 @flops.command()
-@click.argument("project_id")
+@PROJECT_ID
 @YES
 @common
 def stop(project_id: str, yes: bool, **flags: Any) -> None:
@@ -262,7 +286,7 @@ def stop(project_id: str, yes: bool, **flags: Any) -> None:
 
 
 @flops.command()
-@click.argument("project_id")
+@PROJECT_ID
 @YES
 @common
 def delete(project_id: str, yes: bool, **flags: Any) -> None:
@@ -273,7 +297,7 @@ def delete(project_id: str, yes: bool, **flags: Any) -> None:
 
 
 @flops.command()
-@click.argument("project_id")
+@PROJECT_ID
 @click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First entry to print.")
 @click.option(
     "--last",

@@ -56,15 +56,29 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     section: str = "",
+    *,
+    top_level: bool = True,
 ) -> S:
-    """Merge defaults < file < environment < flags into ``model`` and validate once."""
+    """Merge defaults < file < environment < flags into ``model`` and validate once.
+
+    The file's top-level keys apply to every process that knows them (``top_level``); a key
+    in the model's own ``[section]`` that the model does not know is a typo: an error.
+    """
     env = os.environ if environ is None else environ
     path = config_path(env)
     file_data = read_config_file(path, required=bool(env.get(ENV_PREFIX + "CONFIG")))
-    merged: dict[str, Any] = {k: v for k, v in file_data.items() if not isinstance(v, dict)}
-    if section and isinstance(file_data.get(section), dict):
-        merged.update(file_data[section])
+    merged: dict[str, Any] = {}
+    if top_level:
+        merged = {k: v for k, v in file_data.items() if not isinstance(v, dict)}
     fields = model.model_fields
+    if section and isinstance(file_data.get(section), dict):
+        unknown = sorted(set(file_data[section]) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {', '.join(unknown)} in [{section}] of {path}; "
+                f"known: {', '.join(sorted(fields))}"
+            )
+        merged.update(file_data[section])
     merged = {
         k: _anchored(v, fields[k].annotation, path.parent) for k, v in merged.items() if k in fields
     }

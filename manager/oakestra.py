@@ -74,7 +74,8 @@ def load_oakestra_settings(
     mapped = {"FLOPS_" + k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
     if "FLOPS_CONFIG" in env:
         mapped["FLOPS_CONFIG"] = env["FLOPS_CONFIG"]
-    return load_settings(OakestraSettings, flags, mapped, section="oakestra")
+    # Only the section: a top-level `password` is the CLI user's, not the Oakestra account's.
+    return load_settings(OakestraSettings, flags, mapped, section="oakestra", top_level=False)
 
 
 def oakestra_name(text: str, max_length: int = NAME_MAX) -> str:

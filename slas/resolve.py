@@ -34,6 +34,8 @@ def resolve_sla(name: str, user_dir: Path) -> Path:
     if "/" in name or candidate.is_file():
         if candidate.is_file():
             return candidate.resolve()
+        if candidate.is_dir():
+            raise SLAError(f"{name} is a folder, not an SLA file", source=name)
         raise SLAError(f"SLA file {name} does not exist", source=name)
     filename = name if name.endswith(".json") else name + ".json"
     for folder in (user_dir, bundled_dir()):

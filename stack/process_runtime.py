@@ -61,13 +61,26 @@ class ProcessRuntime:
         self._restarts: dict[str, int] = {}
         self._restarting: dict[str, asyncio.Task[None]] = {}  # watchers about to restart
         self._stopping = False
+        self._deploying: dict[str, asyncio.Lock] = {}
 
     def pids(self) -> dict[str, int]:
         """The process id of each running service, by service name (for people and tests)."""
         return {c.spec.name: c.proc.pid for c in self._children.values()}
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
-        """Start the service's process and wait until it is subscribed; a running one stays."""
+        """Start the service's process and wait until it is subscribed; a running one stays.
+
+        Two deploys of one service at once (a restart racing the manager) start one process.
+        """
+        lock = self._deploying.setdefault(spec.id, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._deploy(spec)
+        finally:
+            if not lock.locked():
+                self._deploying.pop(spec.id, None)
+
+    async def _deploy(self, spec: ServiceSpec) -> InstanceStatus:
         child = self._children.get(spec.id)
         if child is not None and child.proc.returncode is None:
             return InstanceStatus.RUNNING
@@ -123,7 +136,10 @@ class ProcessRuntime:
     async def _spawn(self, spec: ServiceSpec) -> asyncio.subprocess.Process:
         folder = self.service_dir(spec)
         folder.mkdir(parents=True, exist_ok=True)
+        # None of the stack's own settings, but the same config file ([service] section).
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
+        if "FLOPS_CONFIG" in os.environ:
+            env["FLOPS_CONFIG"] = os.environ["FLOPS_CONFIG"]
         env |= service_environment(spec) | self._broker_env()
         env |= {"FLOPS_DATA_DIR": str(folder), "FLOPS_EXIT_WITH_PARENT": "true"}
         env["PYTHONUNBUFFERED"] = "1"

@@ -56,3 +56,20 @@ def test_relative_paths_in_the_config_file_are_relative_to_its_folder(tmp_path: 
     # The environment and flags keep their meaning: relative to the working directory.
     s = load_settings(WithPaths, {}, {**env, "FLOPS_CA_FILE": "here.crt"}, section="cli")
     assert s.ca_file == Path("here.crt")
+
+
+def test_a_misspelt_key_in_the_models_own_section_is_an_error(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("tiemout = 1\n[cli]\ntiemout = 3.0\n[stack]\nanything = 1\n")
+    env = {"FLOPS_CONFIG": str(conf)}
+    with pytest.raises(ConfigError, match=r"unknown setting tiemout in \[cli\]"):
+        load_settings(Example, {}, env, section="cli")
+    # Top-level keys and other sections belong to other processes too: not errors here.
+    assert load_settings(Example, {}, env, section="service").timeout == 10.0
+
+
+def test_a_section_only_model_ignores_top_level_keys(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('host = "cli-host"\n[oak]\nport = 7\n')
+    s = load_settings(Example, {}, {"FLOPS_CONFIG": str(conf)}, section="oak", top_level=False)
+    assert (s.host, s.port) == ("localhost", 7)

@@ -203,4 +203,10 @@ def test_a_config_file_readable_by_others_with_a_password_is_warned_about(secure
     config.chmod(0o600)
     quiet = run_cli(["projects"], secure.env)
     assert quiet.returncode == 0 and "Warning" not in quiet.stderr
+    # The word alone is no password (`flops secure init` writes such a comment).
+    config.write_text('# set password = "..." in a file of your own\nuser = "alice"\n')
+    config.chmod(0o644)
+    env = {**secure.env, "FLOPS_PASSWORD": PASSWORDS["alice"]}
+    unwarned = run_cli(["projects"], env)
+    assert unwarned.returncode == 0 and "Warning" not in unwarned.stderr, unwarned.stderr
     config.unlink()

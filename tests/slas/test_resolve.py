@@ -30,3 +30,8 @@ def test_unknown_names_list_what_exists(tmp_path: Path) -> None:
         resolve_sla("nope", tmp_path)
     with pytest.raises(SLAError, match="does not exist"):
         resolve_sla("./missing/x.json", tmp_path)
+
+
+def test_a_folder_is_not_an_sla_file(tmp_path: Path) -> None:
+    with pytest.raises(SLAError, match="is a folder, not an SLA file"):
+        resolve_sla(str(tmp_path), tmp_path)
