@@ -20,8 +20,9 @@ WORKDIR /src
 # .dockerignore keeps .venv, .git, tests and caches out of this context.
 COPY . .
 # The project's wheel and every runtime dependency's wheel (the `mongo` extra for the
-# MongoDB backend); no dev extra. Setuptools comes in pip's isolated build environment only.
-RUN pip wheel --wheel-dir /wheels ".[mongo]"
+# MongoDB backend, `oakestra` for runtime = "oakestra"); no dev extra. Setuptools comes in
+# pip's isolated build environment only.
+RUN pip wheel --wheel-dir /wheels ".[mongo,oakestra]"
 
 # ------------------------------------------------------------------ runtime
 FROM python:3.12-slim-bookworm
@@ -48,7 +49,7 @@ RUN groupadd --system --gid 10001 flops \
 # The versions are the ones resolved in the build stage.
 # hadolint ignore=DL3013
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels "flops-mqtt[mongo]"
+    pip install --no-index --find-links=/wheels "flops-mqtt[mongo,oakestra]"
 
 # Settings are FLOPS_<NAME> variables (core/settings.py); override them with -e.
 ENV FLOPS_DATA_DIR=/data \
