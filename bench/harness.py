@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.link import BrokerAddress
-from broker.server import free_port, mosquitto_config
+from broker.server import find_mosquitto, free_port, mosquitto_config
 from slas import bundled_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,12 +112,10 @@ def rss_mb(pid: int) -> float:
 
 
 def mosquitto_binary() -> str:
-    """The mosquitto binary, as the tests find it."""
-    found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    """The mosquitto binary, or an error that says how to install it."""
+    found = find_mosquitto()
     if found is None:
-        raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
+        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
     return found
 
 
@@ -136,7 +134,10 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 @dataclass
 class Broker:
-    """A mosquitto process with the production configuration."""
+    """A mosquitto process with the production configuration; restartable on its port.
+
+    The tests start theirs with this class too (``tests.conftest.BrokerProcess``).
+    """
 
     state_dir: Path
     port: int = field(default_factory=free_port)

@@ -251,6 +251,12 @@ class Amqtt:
         await self.broker.shutdown()
 
 
+def find_mosquitto() -> str | None:
+    """The mosquitto binary: on PATH, or Debian's /usr/sbin (not on a user's PATH)."""
+    debian = Path("/usr/sbin/mosquitto")
+    return shutil.which("mosquitto") or (str(debian) if debian.exists() else None)
+
+
 async def start_embedded(
     state_dir: Path, port: int = 0, prefer: str = "auto", secure: Secure | None = None
 ) -> EmbeddedBroker:
@@ -258,9 +264,7 @@ async def start_embedded(
 
     The secure mode (passwords, ACL, TLS) needs mosquitto.
     """
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    binary = find_mosquitto()
     if secure is None and (prefer == "amqtt" or (prefer == "auto" and binary is None)):
         return await Amqtt.start(port)
     if binary is None or prefer == "amqtt":

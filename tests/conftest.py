@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from broker.link import BrokerAddress
-from broker.server import free_port, mosquitto_config
+from bench.harness import Broker
+from broker.server import find_mosquitto
 from tests.mongo import mongo_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,53 +19,14 @@ __all__ = ["mongo_url"]  # a session fixture, shared by the store and stack test
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    found = find_mosquitto()
     if found is None:
         pytest.fail("mosquitto is not installed; .ci/run installs it (apt-get install mosquitto)")
     return found
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            time.sleep(0.02)
-        else:
-            return
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-@dataclass
-class BrokerProcess:
-    """A mosquitto process the tests started; restartable on the same port."""
-
-    state_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        return BrokerAddress("127.0.0.1", self.port)
-
-    def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.state_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.port, self.state_dir))
-        self.proc = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+# A mosquitto process the tests started, restartable on the same port: the benchmark's own.
+BrokerProcess = Broker
 
 
 @pytest.fixture(scope="module")
