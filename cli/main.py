@@ -73,28 +73,21 @@ def _warn_if_exposed(path: Path) -> None:
     """Warn when a config file that holds a password can be read by others."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text()
     except OSError:
         return
-    holds_password = "password" in text and _has_password(text)
-    if holds_password and mode & 0o077:
+    if not mode & 0o077:
+        return
+    from core.settings import read_config_file  # noqa: PLC0415
+
+    # Read as the settings just read it (they would have failed on a broken file).
+    data = read_config_file(path, required=False)
+    tables = [data, *(v for v in data.values() if isinstance(v, dict))]
+    if any("password" in table for table in tables):
         click.echo(
             f"Warning: {path} holds a password and is readable by others "
             f"(mode {mode & 0o777:o}); run: chmod 600 {path}",
             err=True,
         )
-
-
-def _has_password(text: str) -> bool:
-    """Whether a TOML config text sets ``password`` at the top level or in a section."""
-    import tomllib  # noqa: PLC0415 - only when the word occurs at all
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return True  # cannot tell: warn; loading the settings reports the syntax error
-    tables = [data, *(v for v in data.values() if isinstance(v, dict))]
-    return any("password" in table for table in tables)
 
 
 def _finish(run: Callable[[], Coroutine[Any, Any, int] | int], json_out: bool) -> NoReturn:
@@ -465,14 +458,7 @@ def _stack_data_dir() -> Path:
 @PASSWORD_STDIN
 def user_add(name: str, password_stdin: bool) -> None:
     """Add a user who may start and follow their own projects."""
-    from cli import users  # noqa: PLC0415
-
-    _finish(
-        lambda: users.set_password(
-            _stack_data_dir(), name, users.read_password(password_stdin), new=True
-        ),
-        False,
-    )
+    _set_password(name, password_stdin, new=True)
 
 
 @user.command(name="passwd")
@@ -480,11 +466,15 @@ def user_add(name: str, password_stdin: bool) -> None:
 @PASSWORD_STDIN
 def user_passwd(name: str, password_stdin: bool) -> None:
     """Change a user's password."""
+    _set_password(name, password_stdin, new=False)
+
+
+def _set_password(name: str, password_stdin: bool, *, new: bool) -> NoReturn:
     from cli import users  # noqa: PLC0415
 
     _finish(
         lambda: users.set_password(
-            _stack_data_dir(), name, users.read_password(password_stdin), new=False
+            _stack_data_dir(), name, users.read_password(password_stdin), new=new
         ),
         False,
     )
