@@ -31,7 +31,7 @@ from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec, Store
 from observer.store import LogStore
 from stack import secure
-from stack.backends import Backend, LocalBackend, open_backend
+from stack.backends import Backend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
 from stack.settings import StackSettings
 
@@ -97,7 +97,7 @@ async def _run_services(
     link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
 
     async def emit(user: str, event: Event) -> None:
-        observers = backend.observers if isinstance(backend, LocalBackend) else None
+        observers = backend.observers
         if observers is not None and observers.hosts(event.project_id):
             # Its observer runs here: stored by it, then applied by the manager, directly.
             # As durable as the broker's acknowledgement, and four messages fewer per event.
@@ -187,10 +187,10 @@ def _background(
     """The stack's work besides messages, until ``stop``."""
     tasks.create_task(manager.resume())  # ready at once; interrupted starts catch up
     tasks.create_task(manager.watchdog(stop))
-    if settings.cluster and isinstance(backend, LocalBackend):
+    if settings.cluster and backend.inventory is not None:
         # Another replica may answer a stop or delete of a project that runs here.
         interval = settings.reconcile_interval
-        tasks.create_task(manager.reconcile_forever(stop, backend.local, interval))
+        tasks.create_task(manager.reconcile_forever(stop, backend.inventory, interval))
     for store in stores:
         if store is not None:
             tasks.create_task(store.maintain(stop))

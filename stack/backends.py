@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from broker.link import Link
 from core.errors import ConfigError
-from manager.deploy import Runtime, StatusSink
+from manager.deploy import Inventory, Runtime, StatusSink
 from manager.deps import stable_event_id
 from manager.store import Store
 from observer.host import ObserverHost
@@ -36,6 +36,14 @@ class Backend(Protocol):
     """A runtime with its start, background work, drain and close."""
 
     runtime: Runtime
+
+    @property
+    def observers(self) -> ObserverHost | None:
+        """The observer host of this process, if observers run here (events go to it)."""
+
+    @property
+    def inventory(self) -> Inventory | None:
+        """What the runtime runs in this process, if it can tell (cluster reconciliation)."""
 
     async def prepare(self, tasks: asyncio.TaskGroup) -> None:
         """Before the link subscribes and services are restored."""
@@ -67,6 +75,7 @@ class LocalBackend:
         )
         self.local = LocalRuntime(self.observers, emit, alive, on_status)
         self.runtime: Runtime = self.local
+        self.inventory = self.local
         self._writer: asyncio.Task[None] | None = None
 
     async def prepare(self, tasks: asyncio.TaskGroup) -> None:
@@ -100,6 +109,8 @@ class ProcessBackend:
             settings.data_dir, wiring, on_status, settings.service_start_timeout
         )
         self.runtime: Runtime = self.processes
+        self.observers: ObserverHost | None = None
+        self.inventory: Inventory | None = None
 
     async def prepare(self, tasks: asyncio.TaskGroup) -> None:
         """Nothing to prepare."""
@@ -136,6 +147,8 @@ class OakestraBackend:
             ) from exc
         self.oakestra = OakestraRuntime(load_oakestra_settings(), transport=transport)
         self.runtime: Runtime = self.oakestra
+        self.observers: ObserverHost | None = None
+        self.inventory: Inventory | None = None
         self.poller = StatusPoller(
             self.oakestra,
             lambda: store.services_to_run(settings.identifier),
