@@ -171,10 +171,11 @@ async def check_deadlines(deps: Deps, now: float | None = None) -> int:
     now = time.time() if now is None else now
     failed = 0
     late = {
-        name: deps.liveness.overdue(name, deps.service_deadline, now)
+        name: why
         for name in deps.liveness.deployed
+        if (why := deps.liveness.overdue(name, deps.service_deadline, now)) is not None
     }
-    if not any(late.values()):
+    if not late:
         return 0  # the usual case: no store read (it lists every service that should run)
     for spec in await deps.store.services_to_run(deps.host):
         why = late.get(spec.name)

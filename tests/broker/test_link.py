@@ -1,6 +1,7 @@
 """The link against a real mosquitto: routing, manual acks, reconnect and resubscribe."""
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,12 @@ async def test_packets_queued_in_one_loop_turn_all_arrive_in_order(
                 got.append(bytes(message.payload))
                 if got[-1] == b"last":
                     break
+        # Not left corked: a corked socket would still flush, but only after 200 ms.
+        client = link._client  # noqa: SLF001
+        assert client is not None
+        sock = client._client.socket()  # noqa: SLF001
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
     stop.set()
     await task
     assert got == [*sent, b"last"]
