@@ -249,7 +249,9 @@ class Link:
 
         On ``stop`` it reads no more messages, lets the handlers in flight finish (they may
         still publish), awaits ``drained`` (still connected), then disconnects; unread
-        messages stay with the broker.
+        messages stay with the broker. Stopped while the broker is away, it does the same
+        without waiting for it: every publish that would wait for a connection fails at
+        once, so a stack whose broker is gone still shuts down.
         """
         client = make_client(
             self.address, self.identifier, persistent=True, credentials=self.credentials
@@ -269,10 +271,11 @@ class Link:
                     log.info("connected to %s as %s", self.address, self.identifier)
                     backoff = 0.1
                     await self._dispatch_until(client, stop)
+                    self._stopping = True  # a publish fails from now on if the broker goes
                     await self._drain()
                     if drained is not None:
                         await drained()  # still connected: the last publishes go out
-                    self._stopping = True
+                        drained = None
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 if stop.is_set():
@@ -288,7 +291,10 @@ class Link:
                         await stop.wait()
                 backoff = min(backoff * 2, 5.0)
         self._connected.clear()
+        self._stopping = True
         await self._drain()
+        if drained is not None:  # stopped while the broker was away
+            await drained()
 
     async def _dispatch_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         reader = asyncio.create_task(self._read(client))

@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import itertools
 import logging
 import os
 import shutil
+import signal
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +41,9 @@ class EmbeddedBroker(Protocol):
 
     async def stop(self) -> None:
         """Stop the broker and wait for it to exit."""
+
+    async def supervise(self, stop: asyncio.Event, restarted: Callable[[], None]) -> None:
+        """Until ``stop``: start the broker again whenever it dies, then call ``restarted``."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -128,16 +135,22 @@ async def _wait_listening(
 
 
 class Mosquitto:
-    """A mosquitto child process with a generated configuration."""
+    """A mosquitto child process with a generated configuration, started again if it dies."""
 
     kind = "mosquitto"
+    RESTART_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0)  # between attempts while it will not start
 
     def __init__(
-        self, proc: asyncio.subprocess.Process, address: BrokerAddress, state_dir: Path
+        self,
+        proc: asyncio.subprocess.Process,
+        address: BrokerAddress,
+        state_dir: Path,
+        binary: str = "mosquitto",
     ) -> None:
         self.proc = proc
         self.address = address
         self.state_dir = state_dir
+        self.binary = binary
 
     @property
     def pid(self) -> int | None:
@@ -153,8 +166,14 @@ class Mosquitto:
         binary: str = "mosquitto",
         secure: Secure | None = None,
     ) -> Mosquitto:
-        """Start mosquitto on ``port`` (a free one if 0) and wait until it listens."""
+        """Start mosquitto on ``port`` (a free one if 0) and wait until it listens.
+
+        With ``port`` 0 the port of the last start is taken again if nothing listens on it,
+        so clients that knew the old address find the new broker. A mosquitto that a killed
+        stack left running on this state dir is ended first (it saves its persistence).
+        """
         state_dir.mkdir(parents=True, exist_ok=True)
+        await _end_leftover(state_dir)
         attempts = 3 if port == 0 else 1
         remembered = state_dir / "port"
         for attempt in range(attempts):
@@ -163,24 +182,37 @@ class Mosquitto:
             )
             conf = state_dir / "mosquitto.conf"
             conf.write_text(mosquitto_config(chosen, state_dir, host, secure))
-            proc = await asyncio.create_subprocess_exec(
-                binary,
-                "-c",
-                str(conf),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
             address = BrokerAddress(host, chosen)
-            if await _wait_listening(address, proc, 10.0):
+            proc, reason = await _launch(binary, state_dir, address)
+            if proc is not None:
                 remembered.write_text(str(chosen))  # same address after a restart
-                return cls(proc, address, state_dir)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            _, err = await proc.communicate()
-            reason = err.decode(errors="replace").strip() or _tail(state_dir / "mosquitto.log")
+                return cls(proc, address, state_dir, binary)
             log.warning("mosquitto did not start on port %d: %s", chosen, reason)
         raise BrokerError(f"mosquitto did not start on {host}:{port or 'a free port'}: {reason}")
+
+    async def supervise(self, stop: asyncio.Event, restarted: Callable[[], None]) -> None:
+        """Until ``stop``: whenever mosquitto dies, start it again on the same port.
+
+        Same configuration, so the same persistence file: sessions and queued messages
+        come back; the services' links reconnect by themselves.
+        """
+        while not await _ended_before(self.proc, stop):
+            log.warning(
+                "the broker (mosquitto, pid %d) exited with code %s; starting it again on %s",
+                self.proc.pid,
+                self.proc.returncode,
+                self.address,
+            )
+            for delay in itertools.chain(self.RESTART_DELAYS, itertools.repeat(5.0)):
+                if await _stopped_within(stop, delay):
+                    return
+                proc, reason = await _launch(self.binary, self.state_dir, self.address)
+                if proc is not None:
+                    self.proc = proc
+                    log.info("the broker runs again (pid %d) on %s", proc.pid, self.address)
+                    restarted()
+                    break
+                log.warning("mosquitto did not start again on %s: %s", self.address, reason)
 
     async def stop(self) -> None:
         """Terminate mosquitto (it saves its persistence file) and wait for it."""
@@ -192,13 +224,95 @@ class Mosquitto:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        _pid_file(self.state_dir).unlink(missing_ok=True)
+
+
+async def _launch(
+    binary: str, state_dir: Path, address: BrokerAddress
+) -> tuple[asyncio.subprocess.Process | None, str]:
+    """Start mosquitto with the config in ``state_dir``; the process once it listens."""
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(state_dir / "mosquitto.conf"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    if await _wait_listening(address, proc, 10.0):
+        _pid_file(state_dir).write_text(str(proc.pid))  # for the next start, should we die
+        return proc, ""
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    _, err = await proc.communicate()
+    return None, err.decode(errors="replace").strip() or _tail(state_dir / "mosquitto.log")
+
+
+async def _ended_before(proc: asyncio.subprocess.Process, stop: asyncio.Event) -> bool:
+    """Wait until ``proc`` exits (False) or ``stop`` is set (True)."""
+    ended = asyncio.ensure_future(proc.wait())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (ended, stopped):
+            task.cancel()
+        await asyncio.gather(ended, stopped, return_exceptions=True)
+    return stop.is_set()
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
+
+
+def _pid_file(state_dir: Path) -> Path:
+    return state_dir / "mosquitto.pid"
+
+
+async def _end_leftover(state_dir: Path, timeout: float = 10.0) -> None:
+    """End a mosquitto still running on ``state_dir``'s config: its stack was killed.
+
+    The caller owns the state dir (no live stack has it), so the process named in the pid
+    file is ours only if its command line names our config; anything else is left alone.
+    """
+    try:
+        pid = int(_pid_file(state_dir).read_text())
+    except (OSError, ValueError):
+        return
+    conf = str(state_dir / "mosquitto.conf").encode()
+    if conf not in _cmdline(pid):
+        return
+    log.warning("ending mosquitto (pid %d), left running by a stack that was killed", pid)
+    deadline = time.monotonic() + timeout
+    while conf in _cmdline(pid):  # a zombie or another process has another command line
+        # SIGTERM: it saves its persistence file; SIGKILL if it will not go.
+        sig = signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        await asyncio.sleep(0.05)
+
+
+def _cmdline(pid: int) -> list[bytes]:
+    """The arguments of ``pid``; none for a zombie or a process that is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def _remembered_port(path: Path) -> int:
-    """The port used last time if it is free now, else 0."""
+    """The port used last time if nothing listens on it now, else 0.
+
+    Probed as mosquitto binds (``SO_REUSEADDR``): connections of the last broker that sit
+    in TIME-WAIT after a crash do not stop it from listening there again.
+    """
     try:
         port = int(path.read_text())
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
     except (OSError, ValueError):
         return 0
@@ -249,6 +363,11 @@ class Amqtt:
     async def stop(self) -> None:
         """Shut the in-process broker down."""
         await self.broker.shutdown()
+
+    async def supervise(self, stop: asyncio.Event, restarted: Callable[[], None]) -> None:
+        """Nothing to supervise: amqtt lives and dies with this process."""
+        del restarted
+        await stop.wait()
 
 
 def find_mosquitto() -> str | None:

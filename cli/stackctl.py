@@ -121,19 +121,12 @@ def down(data_dir: Path, json_out: bool = False, wait: float = 30.0) -> int:
     os.kill(card.pid, signal.SIGTERM)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not pid_alive(card.pid) or _is_zombie(card.pid):
+        if not pid_alive(card.pid):
             _report(f"FLOps stack stopped (pid {card.pid}).", _card_doc(card, "stopped"), json_out)
             return 0
         time.sleep(0.1)
     click.echo(f"The stack (pid {card.pid}) did not stop within {wait:g}s.", err=True)
     return 1
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return False
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -161,6 +162,9 @@ async def _run_services(
                 (broker.pid if broker else None) or 0,
             )
             write_card(settings.data_dir, card)
+            if broker is not None:
+                # A broker that dies comes back on its port; the card names its new process.
+                tasks.create_task(broker.supervise(stop, _card_refresher(settings, card, broker)))
             log.info(
                 "FLOps stack ready: broker %s%s, data in %s, %s runtime",
                 wiring.address,
@@ -195,6 +199,15 @@ def _background(
         if store is not None:
             tasks.create_task(store.maintain(stop))
     tasks.create_task(backend.run(stop))
+
+
+def _card_refresher(
+    settings: StackSettings, card: StackCard, broker: EmbeddedBroker
+) -> Callable[[], None]:
+    def restarted() -> None:
+        write_card(settings.data_dir, replace(card, broker_pid=broker.pid or 0))
+
+    return restarted
 
 
 async def _restore(store: Store, host: str, runtime: Runtime) -> list[ServiceSpec]:

@@ -62,11 +62,19 @@ def remove_card(data_dir: Path, pid: int) -> None:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` exists."""
+    """Whether a process with ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not is_zombie(pid)
+
+
+def is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits for its parent to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False

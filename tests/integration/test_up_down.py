@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import cli_env, make_repo, run_cli
-from tests.integration.conftest import write_local_sla
+from tests.conftest import BrokerProcess, cli_env, make_repo, run_cli
+from tests.integration.conftest import make_stack, start, write_local_sla
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,3 +51,62 @@ def test_up_runs_the_seed_command_and_down_stops_it(tmp_path: Path, broker: str)
         assert len(json.loads(listed.stdout)["projects"]) == 1
     finally:
         run_cli(["down"], env)
+
+
+def _card(env: dict[str, str]) -> dict[str, Any]:
+    card: dict[str, Any] = json.loads(
+        (Path(env["XDG_DATA_HOME"]) / "flops" / "stack.json").read_text()
+    )
+    return card
+
+
+def test_a_stack_killed_with_kill_9_comes_back_on_the_same_port(tmp_path: Path) -> None:
+    """Clients keep the address they knew: the leftover broker is ended, TIME-WAIT ignored."""
+    env = cli_env(tmp_path)
+    assert run_cli(["up", "--detach"], env).returncode == 0
+    try:
+        before = _card(env)
+        # A client connected while the broker dies: the broker's end sits in TIME-WAIT.
+        held = socket.create_connection(("127.0.0.1", before["broker_port"]))
+        os.kill(before["pid"], signal.SIGKILL)
+        up = run_cli(["up", "--detach"], env)
+        held.close()
+        assert up.returncode == 0, up.stderr
+        after = _card(env)
+        assert after["pid"] != before["pid"]
+        assert after["broker_port"] == before["broker_port"]
+        assert after["broker_pid"] != before["broker_pid"]
+        assert run_cli(["projects"], env).returncode == 0
+    finally:
+        assert run_cli(["down"], env).returncode == 0
+
+
+def test_the_stack_starts_its_broker_again_when_it_dies(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    assert run_cli(["up", "--detach"], env).returncode == 0
+    try:
+        before = _card(env)
+        os.kill(before["broker_pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _card(env)["broker_pid"] == before["broker_pid"]:  # rewritten once it runs again
+            assert time.monotonic() < deadline, "the broker was not started again"
+            time.sleep(0.05)
+        assert _card(env)["broker_port"] == before["broker_port"]
+        listed = run_cli(["projects"], env)
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        down = run_cli(["down"], env)
+    assert down.returncode == 0 and "stopped" in down.stdout
+
+
+def test_down_stops_a_stack_whose_broker_is_gone(tmp_path: Path) -> None:
+    """No broker to drain through: the stack still stops at once, and cleanly."""
+    broker = BrokerProcess(tmp_path / "broker").start()
+    stack = make_stack(tmp_path, broker)
+    start(stack, broker)
+    broker.stop()
+    started = time.monotonic()
+    down = run_cli(["down"], stack.env)
+    assert down.returncode == 0, down.stderr
+    assert stack.stop() == 0, (tmp_path / "stack.out").read_text()
+    print(f"stopped {time.monotonic() - started:.2f} s after `flops down` without a broker")
