@@ -157,12 +157,17 @@ class _Route:
 
 @dataclass
 class Link:
-    """A persistent, self-healing MQTT connection with topic routing."""
+    """A persistent, self-healing MQTT connection with topic routing.
+
+    ``persistent=False`` gives a clean session: the broker forgets it, and its
+    subscriptions, the moment it disconnects (a replica's share of the requests).
+    """
 
     address: BrokerAddress
     identifier: str
     max_concurrent: int = 256
     credentials: Credentials | None = None
+    persistent: bool = True
     _routes: list[_Route] = field(default_factory=list)
     _client: aiomqtt.Client | None = None
     _connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -254,7 +259,7 @@ class Link:
         once, so a stack whose broker is gone still shuts down.
         """
         client = make_client(
-            self.address, self.identifier, persistent=True, credentials=self.credentials
+            self.address, self.identifier, persistent=self.persistent, credentials=self.credentials
         )
         # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
         client._client.manual_ack_set(True)  # noqa: SLF001

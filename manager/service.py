@@ -56,10 +56,23 @@ REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
 class ManagerService:
     """Binds the manager's handlers to the link's request and event topics."""
 
-    def __init__(self, link: Link, deps: Deps, *, shared_group: str | None = None) -> None:
+    def __init__(
+        self,
+        link: Link,
+        deps: Deps,
+        *,
+        shared_group: str | None = None,
+        requests: Link | None = None,
+    ) -> None:
+        """Requests come on ``requests`` if given (a replica's clean session), else on ``link``.
+
+        Answers, events and heartbeats always use ``link``.
+        """
         self._link = link
         self._deps = deps
-        link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group)
+        (requests or link).route(
+            topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group
+        )
         link.route(topics.ALL_EVENTS, self.on_event)
         link.route(topics.ALL_HEARTBEATS, self.on_heartbeat)
 

@@ -134,46 +134,34 @@ async def _run_services(
         settings.service_deadline,
         host=settings.identifier,
     )
+    requests = _requests_link(settings, wiring)
     manager = ManagerService(
-        link, deps, shared_group="flops-managers" if settings.cluster else None
+        link,
+        deps,
+        shared_group="flops-managers" if settings.cluster else None,
+        requests=requests,
     )
     try:
         async with asyncio.TaskGroup() as tasks:
             await backend.prepare(tasks)
             unrestored = await _restore(store, settings.identifier, backend.runtime)
 
+            requests_task = tasks.create_task(requests.run(stop)) if requests else None
+
             async def drained() -> None:
+                if requests_task is not None:  # its handlers answer through the link
+                    await requests_task
                 log.info("stopping: stopping services, writing queued events")
                 await backend.drain()
 
             link_task = tasks.create_task(link.run(stop, drained))
             await link.wait_connected(15.0)
+            if requests is not None:
+                await requests.wait_connected(15.0)
             for spec in unrestored:  # connected now: their projects' failure can be told
                 await on_status(spec, InstanceStatus.FAILED)
             _background(tasks, settings, stop, manager, backend, [store, logs])
-            card = StackCard(
-                os.getpid(),
-                wiring.address.host,
-                wiring.address.port,
-                broker.kind if broker else "external",
-                time.time(),
-                process_start(os.getpid()),
-                str(wiring.ca_file or ""),
-                (broker.pid if broker else None) or 0,
-            )
-            write_card(settings.data_dir, card)
-            if broker is not None:
-                # A broker that dies comes back on its port; the card names its new process.
-                tasks.create_task(broker.supervise(stop, _card_refresher(settings, card, broker)))
-            log.info(
-                "FLOps stack ready: broker %s%s, data in %s, %s runtime",
-                wiring.address,
-                " (TLS)" if wiring.ca_file else "",
-                settings.data_dir,
-                settings.runtime,
-            )
-            if ready is not None:
-                ready(card)
+            _announce(tasks, settings, wiring, broker, stop, ready)
             await link_task  # returns once stop is set, the handlers and services drained
     finally:
         await backend.close()
@@ -199,6 +187,58 @@ def _background(
         if store is not None:
             tasks.create_task(store.maintain(stop))
     tasks.create_task(backend.run(stop))
+
+
+def _announce(
+    tasks: asyncio.TaskGroup,
+    settings: StackSettings,
+    wiring: secure.Wiring,
+    broker: EmbeddedBroker | None,
+    stop: asyncio.Event,
+    ready: Callable[[StackCard], None] | None,
+) -> None:
+    """Write the card the CLI finds the stack by, keep it true, and say the stack is ready."""
+    card = StackCard(
+        os.getpid(),
+        wiring.address.host,
+        wiring.address.port,
+        broker.kind if broker else "external",
+        time.time(),
+        process_start(os.getpid()),
+        str(wiring.ca_file or ""),
+        (broker.pid if broker else None) or 0,
+    )
+    write_card(settings.data_dir, card)
+    if broker is not None:
+        # A broker that dies comes back on its port; the card names its new process.
+        tasks.create_task(broker.supervise(stop, _card_refresher(settings, card, broker)))
+    log.info(
+        "FLOps stack ready: broker %s%s, data in %s, %s runtime",
+        wiring.address,
+        " (TLS)" if wiring.ca_file else "",
+        settings.data_dir,
+        settings.runtime,
+    )
+    if ready is not None:
+        ready(card)
+
+
+def _requests_link(settings: StackSettings, wiring: secure.Wiring) -> Link | None:
+    """A replica's own connection for its share of the requests, in a clean session.
+
+    The broker drops a clean session, and its place in the shared subscription, the moment
+    the replica's connection dies, so no request waits in a dead replica's queue; one in
+    flight to it is lost and the client's resend (after 1 s) reaches a live replica. Events,
+    log queries and heartbeats stay on the persistent link: they wait while a stack is down.
+    """
+    if not settings.cluster:
+        return None  # alone, requests wait in the persistent session until it is back
+    return Link(
+        wiring.link_address,
+        settings.identifier + "-requests",
+        credentials=wiring.credentials,
+        persistent=False,
+    )
 
 
 def _card_refresher(
