@@ -77,9 +77,32 @@ async def resolve_commit(repo_url: str, timeout: float) -> str:
         raise BuildFailedError(f"cannot reach {repo_url}: no answer within {timeout:g}s") from None
     sha = out.decode(errors="replace").split("\t", 1)[0].strip()
     if proc.returncode != 0 or len(sha) != 40:
-        reason = err.decode(errors="replace").strip().splitlines()
-        raise BuildFailedError(f"cannot reach {repo_url}: {reason[-1] if reason else 'no HEAD'}")
+        raise BuildFailedError(f"cannot reach {repo_url}: {git_reason(err)}")
     return sha
+
+
+# What git adds after the cause of a failed fetch, whatever the cause was.
+_GIT_BOILERPLATE = (
+    "could not read from remote repository",
+    "please make sure you have the correct access rights",
+    "and the repository exists",
+)
+
+
+def git_reason(stderr: bytes, limit: int = 300) -> str:
+    """The lines of git's error output that say what went wrong, in one line.
+
+    git ends many failures with the same advice ("Please make sure you have the correct
+    access rights and the repository exists."); the cause is in the lines before it.
+    """
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    meaningful = [
+        line.removeprefix("fatal: ").removeprefix("error: ")
+        for line in lines
+        if line and not any(b in line.lower() for b in _GIT_BOILERPLATE)
+    ]
+    reason = "; ".join(dict.fromkeys(meaningful)) or "the repository has no HEAD"
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 Resolve = Callable[[str, float], Awaitable[str]]  # (repo url, timeout) -> commit sha

@@ -446,11 +446,14 @@ PASSWORD_STDIN = click.option(
 )
 
 
-def _stack_data_dir() -> Path:
+def _stack_data_dir(*, writable: bool = True) -> Path:
+    from core.paths import check_dir  # noqa: PLC0415
     from core.settings import load_settings  # noqa: PLC0415
     from stack.settings import StackSettings  # noqa: PLC0415
 
-    return load_settings(StackSettings, section="stack").data_dir
+    data_dir = load_settings(StackSettings, section="stack").data_dir
+    check_dir(data_dir, writable=writable)
+    return data_dir
 
 
 @user.command(name="add")
@@ -486,7 +489,10 @@ def user_list(output: str | None) -> None:
     """List the user names."""
     from cli import users  # noqa: PLC0415
 
-    _finish(lambda: users.list_users(_stack_data_dir(), output == "json"), output == "json")
+    _finish(
+        lambda: users.list_users(_stack_data_dir(writable=False), output == "json"),
+        output == "json",
+    )
 
 
 @user.command(name="remove")

@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from core.paths import check_dir
 from stack.settings import ServiceSettings
 
 
@@ -16,6 +17,7 @@ def run_foreground(settings: ServiceSettings) -> int:
     """Run the service; SIGTERM and SIGINT drain it. Print the ready line on stdout."""
     from stack.service_process import READY, run_service  # noqa: PLC0415 - keep --help fast
 
+    check_dir(settings.data_dir)
     logging.basicConfig(
         level=settings.log_level,
         stream=sys.stderr,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from core.paths import shorten_home
+from core.paths import check_dir, shorten_home
 from stack.discovery import StackCard, pid_alive, read_card
 from stack.settings import StackSettings
 
@@ -24,6 +24,7 @@ def up_foreground(settings: StackSettings) -> int:
     """Run the stack until Ctrl-C or SIGTERM, then drain and exit 0."""
     from stack.app import run_stack  # noqa: PLC0415 - keep the CLI's start-up light
 
+    check_dir(settings.data_dir)
     card = read_card(settings.data_dir)
     if card is not None:
         click.echo(
@@ -70,6 +71,7 @@ def up_detached(
     settings: StackSettings, argv: list[str], json_out: bool = False, wait: float = 30.0
 ) -> int:
     """Start ``flops up`` in the background, wait until it is ready, print where it is."""
+    check_dir(settings.data_dir)
     card = read_card(settings.data_dir)
     if card is not None:
         _report(

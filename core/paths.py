@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+
+from core.errors import ConfigError
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -33,3 +36,37 @@ def shorten_home(path: Path) -> str:
     if home not in ("", "/") and (text == home or text.startswith(home + os.sep)):
         return "~" + text[len(home) :]
     return text
+
+
+def check_dir(path: Path, what: str = "data dir", *, writable: bool = True) -> None:
+    """Refuse, in one line that names it, a folder FLOps cannot use (or create).
+
+    A file where the folder should be, a file among its parents, no permission, a
+    read-only file system, a name over the system's limits: ``ConfigError``. Nothing is
+    created here.
+    """
+    try:
+        found = next(p for p in (path, *path.parents) if p.exists())
+    except OSError as exc:
+        raise ConfigError(f"{what} {_short(path)} is not usable: {_reason(exc)}") from None
+    if not found.is_dir():
+        where = "it" if found == path else str(found)
+        raise ConfigError(f"{what} {_short(path)} is not usable: {where} is a file, not a folder")
+    mode = os.R_OK | os.X_OK | (os.W_OK if writable else 0)
+    if not os.access(found, mode):
+        read_only = writable and os.access(found, os.R_OK | os.X_OK)
+        reason = "it is read-only" if read_only else "permission denied"
+        where = "" if found == path else f" ({found})"
+        raise ConfigError(f"{what} {_short(path)} is not usable: {reason}{where}")
+
+
+def _short(path: Path | str, limit: int = 80) -> str:
+    """``path`` for one line of text: its start and end when it is long."""
+    text = shorten_home(Path(path)) if isinstance(path, Path) else path
+    return text if len(text) <= limit else f"{text[: limit // 2]}…{text[-limit // 2 :]}"
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENAMETOOLONG:
+        return "a name in it is too long"
+    return exc.strerror or str(exc)

@@ -6,6 +6,7 @@ Every problem becomes an ``SLAError`` that names the file and the field.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,18 @@ def resolve_sla(name: str, user_dir: Path) -> Path:
     """Resolve an SLA name or path to a file.
 
     A bare name (with or without ``.json``) is looked up in ``user_dir``, then in the
-    bundled SLAs; anything with a path separator, or an existing file, is a path.
+    bundled SLAs; anything with a path separator, or an existing file, is a path. A name
+    the file system refuses (too long, a file among its folders) is an ``SLAError`` too.
     """
+    try:
+        return _resolve(name, user_dir)
+    except OSError as exc:
+        shown = name if len(name) <= 80 else f"{name[:40]}…{name[-40:]}"
+        reason = "a name in it is too long" if exc.errno == errno.ENAMETOOLONG else exc.strerror
+        raise SLAError(f"SLA {shown!r} cannot be read: {reason}", source=name) from None
+
+
+def _resolve(name: str, user_dir: Path) -> Path:
     candidate = Path(name).expanduser()
     if "/" in name or candidate.is_file():
         if candidate.is_file():

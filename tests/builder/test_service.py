@@ -59,7 +59,11 @@ async def test_a_reachable_repo_starts_the_build_of_the_base_image(git_repo: Pat
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("file:///nonexistent/user/repo", "cannot reach file:///nonexistent/user/repo"),
+        (
+            "file:///nonexistent/user/repo",
+            "cannot reach file:///nonexistent/user/repo: '/nonexistent/user/repo' does not "
+            "appear to be a git repository. Terminating",
+        ),
         ("https://gitlab.com/a/b", "is not a GitHub-style repository URL"),
     ],
 )
@@ -68,6 +72,38 @@ async def test_a_bad_repo_fails_the_project_with_a_clear_event(url: str, reason:
     (event,) = events
     assert event.level is Level.ERROR and event.state is ProjectState.FAILED
     assert reason in event.text and "Terminating this FLOps Project" in event.text
+
+
+@pytest.mark.timeout(20)
+async def test_a_folder_that_is_no_repository_is_named_as_git_says(tmp_path: Path) -> None:
+    """git's own line is kept, its closing advice about access rights dropped."""
+    folder = tmp_path / "user" / "repo"
+    folder.mkdir(parents=True)
+    events = await run(BuilderConfig(repo_url=f"file://{folder}", registry="r", git_timeout=5))
+    (event,) = events
+    assert f"'{folder}' does not appear to be a git repository" in event.text
+    assert "access rights" not in event.text and "repository exists" not in event.text
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (
+            b"fatal: unable to access 'https://github.com/a/b/': Could not resolve host: "
+            b"github.com\n",
+            "unable to access 'https://github.com/a/b/': Could not resolve host: github.com",
+        ),
+        (
+            b"ERROR: Repository not found.\nfatal: Could not read from remote repository.\n\n"
+            b"Please make sure you have the correct access rights\nand the repository exists.\n",
+            "ERROR: Repository not found.",
+        ),
+        (b"", "the repository has no HEAD"),
+        (b"fatal: " + b"x" * 1000, "x" * 299 + "…"),
+    ],
+)
+def test_git_errors_keep_the_lines_that_say_what_went_wrong(stderr: bytes, reason: str) -> None:
+    assert service.git_reason(stderr) == reason
 
 
 def test_image_names_lower_case_the_github_user() -> None:

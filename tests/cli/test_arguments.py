@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,57 @@ def test_a_malformed_project_id_exits_2_naming_it(tmp_path: Path, args: list[str
     assert done.returncode == 2, done.stderr
     assert f"{args[1]!r} is not a project id" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _unusable(tmp_path: Path, kind: str) -> Path:
+    """A data dir FLOps cannot use: a file, below a file, not writable, a name too long."""
+    (tmp_path / "file").write_text("not a folder")
+    if kind == "read-only":
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o500)
+        return folder
+    return {
+        "a file": tmp_path / "file",
+        "below a file": tmp_path / "file" / "flops",
+        "a name too long": tmp_path / ("d" * 300),
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "a file",
+        "below a file",
+        "a name too long",
+        pytest.param(
+            "read-only",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere"),
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "args",
+    [["up"], ["up", "--detach"], ["user", "add", "bob", "--password-stdin"], ["user", "list"]],
+)
+def test_an_unusable_data_dir_is_one_line_and_exit_2(
+    tmp_path: Path, kind: str, args: list[str]
+) -> None:
+    data_dir = _unusable(tmp_path, kind)
+    done = run_cli(args, cli_env(tmp_path, FLOPS_DATA_DIR=str(data_dir)), stdin="password123")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("Error: data dir ") and "is not usable" in line
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a" * 300, "a" * 300 + ".json", "/tmp/" + "b" * 300 + "/sla.json", "c" * 5000],
+)
+def test_an_sla_name_too_long_is_one_line_and_exit_2(tmp_path: Path, name: str) -> None:
+    for show in ([], ["--show"]):
+        done = run_cli(["project", "--project-sla-file-name", name, *show], cli_env(tmp_path))
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("Error: SLA ") and "too long" in line
