@@ -65,16 +65,23 @@ def decode(model: type[M], payload: bytes) -> M:
         raise MessageError("too_deep", too_deep)
     if not isinstance(data, dict):
         raise MessageError("bad_schema", "payload must be a JSON object")
-    if data.get("v", 1) != 1:
-        raise MessageError("bad_version", f"unsupported message version {data.get('v')!r}")
+    if "v" in data and data["v"] != 1:
+        raise MessageError("bad_version", f"unsupported message version {data['v']!r}")
+    # "v" has a default for the code that builds messages; on the wire it is required.
+    no_version = [] if "v" in data else ['v: Field required (every message carries "v": 1)']
     try:
-        return model.model_validate(data)
+        message = model.model_validate(data)
     except ValidationError as exc:
         details = [
             f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
             for e in exc.errors()
         ]
-        raise MessageError("bad_schema", f"not a valid {model.__name__}", details) from exc
+        raise MessageError(
+            "bad_schema", f"not a valid {model.__name__}", no_version + details
+        ) from exc
+    if no_version:
+        raise MessageError("bad_schema", f"not a valid {model.__name__}", no_version)
+    return message
 
 
 def encode(message: BaseModel) -> bytes:

@@ -11,7 +11,7 @@ import uuid
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 VERSION: Literal[1] = 1
 Id = Field(pattern=r"^[0-9a-f]{24}$")
@@ -256,18 +256,36 @@ class LogEntry(Message):
 
 
 class LogQuery(Request):
-    """Ask an observer for entries from ``from_seq`` on, or for the last ``last`` entries."""
+    """Ask an observer for entries from ``from_seq`` on (default 1), or for the last ``last``.
 
-    from_seq: int = Field(default=1, ge=1)
+    Never both: which one should win is not for the observer to guess.
+    """
+
+    from_seq: int | None = Field(default=None, ge=1)
     last: int | None = Field(default=None, ge=1, le=100_000)
     limit: int = Field(default=1000, ge=1, le=10_000)
 
+    @model_validator(mode="after")
+    def _one_start(self) -> LogQuery:
+        if self.from_seq is not None and self.last is not None:
+            raise ValueError("from_seq and last exclude each other: send one of them")
+        return self
+
+    @property
+    def first(self) -> int:
+        """The first sequence number asked for (1 when ``from_seq`` is not given)."""
+        return self.from_seq or 1
+
 
 class LogPage(Message):
-    """Result of a log query; ``next_seq`` is where the next page starts."""
+    """Result of a log query; ``next_seq`` is where the next page starts.
+
+    ``state`` is the project's state as its log last reported it (``STARTING`` until an
+    entry reports one); ``more`` is true only when entries after this page exist.
+    """
 
     project_id: str
     entries: list[LogEntry]
     next_seq: int
-    state: ProjectState | None = None
-    more: bool = False  # the page was cut short (by count or size): ask from next_seq
+    state: ProjectState
+    more: bool = False  # entries follow this page (it was cut by count or size)

@@ -101,6 +101,29 @@ class Session:
             await self._client.subscribe(str(topic), qos=1, timeout=self._subscribe_timeout)
         return queue
 
+    async def next_message(self, queue: asyncio.Queue[bytes]) -> bytes | None:
+        """The next payload on a subscribed ``queue``; ``None`` after a lost connection.
+
+        On ``None`` the session is connected and subscribed again (within its timeout),
+        and whatever was published meanwhile was missed: the caller catches up.
+        """
+        if queue.empty() and not self._lost.is_set():
+            got = asyncio.ensure_future(queue.get())
+            lost = asyncio.ensure_future(self._lost.wait())
+            try:
+                await asyncio.wait({got, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (got, lost):
+                    task.cancel()
+                await asyncio.gather(got, lost, return_exceptions=True)
+            if got.done() and not got.cancelled():
+                return got.result()
+        if not queue.empty():
+            return queue.get_nowait()
+        loop = asyncio.get_running_loop()
+        await self._reconnect(loop.time() + self.timeout)
+        return None
+
     async def request(
         self, topic: topics.Topic, message: Request, result: type[M], timeout: float
     ) -> M:
@@ -114,7 +137,7 @@ class Session:
         finally:
             self._waiting.pop(message.request_id, None)
         if not reply.ok or reply.result is None:
-            err = reply.error or ErrorBody(code="unknown", message="request failed")
+            err = reply.error or ErrorBody(code="internal", message="request failed")
             raise RemoteError(err.code, err.message, err.details)
         return result.model_validate(reply.result)
 

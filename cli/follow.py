@@ -1,7 +1,9 @@
 """Read a project's observer log from any sequence number and follow it live, gapless.
 
-The live topic is subscribed before history is read; live entries are merged by sequence
-number, and a gap (or a quiet spell) triggers a catch-up query, so nothing is missed.
+The live topic is subscribed before history is read, once; live entries are merged by
+sequence number, and only a gap (an entry past the next expected number, or a lost
+connection) triggers a catch-up query, so nothing is missed and a quiet log costs nothing.
+Following ends when the project reaches a final state: nothing can follow.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from broker.messages import LogEntry, LogPage, LogQuery, ProjectState, new_reque
 from broker.requester import Session
 
 PAGE = 1000
-RESYNC_AFTER = 5.0
 
 
 async def _page(
@@ -23,7 +24,7 @@ async def _page(
     query = LogQuery(
         request_id=new_request_id(),
         reply_to=sess.client_id,
-        from_seq=from_seq,
+        from_seq=from_seq if last is None else None,
         last=last,
         limit=PAGE,
     )
@@ -40,22 +41,17 @@ async def read_log(
     last: int | None = None,
     follow: bool = False,
     until_rest: bool = False,
-) -> ProjectState | None:
+) -> ProjectState:
     """Emit entries from ``from_seq`` (or the last ``last``), then live ones with ``follow``.
 
-    With ``until_rest`` it returns once the project reaches a resting state.
+    Following returns once the project is in a final state (FAILED, STOPPED); with
+    ``until_rest`` already once it rests (BUILDING too).
     """
     live = await sess.subscribe(topics.log(sess.user, project_id)) if follow else None
     next_seq, state = await _catch_up(sess, project_id, emit, timeout, from_seq, last)
-    if live is None or (until_rest and state is not None and state.resting):
-        return state
     pending: dict[int, LogEntry] = {}
-    while True:
-        try:
-            async with asyncio.timeout(RESYNC_AFTER):
-                payload = await live.get()
-        except TimeoutError:
-            payload = None
+    while live is not None and not _done(state, until_rest):
+        payload = await sess.next_message(live)
         if payload is not None:
             try:
                 entry = codec.decode(LogEntry, payload)
@@ -63,17 +59,19 @@ async def read_log(
                 continue
             if entry.seq >= next_seq:
                 pending[entry.seq] = entry
-        if payload is None or (pending and next_seq not in pending):
+        if payload is None or (pending and next_seq not in pending):  # a gap: ask for it
             next_seq, state = await _catch_up(sess, project_id, emit, timeout, next_seq, None)
             pending = {s: e for s, e in pending.items() if s >= next_seq}
-        while next_seq in pending:
+        while next_seq in pending and not _done(state, until_rest):
             entry = pending.pop(next_seq)
             emit(entry)
             next_seq += 1
-            if entry.state is not None:
-                state = entry.state
-        if until_rest and state is not None and state.resting:
-            return state
+            state = entry.state or state
+    return state
+
+
+def _done(state: ProjectState, until_rest: bool) -> bool:
+    return state.final or (until_rest and state.resting)
 
 
 async def _catch_up(
@@ -83,7 +81,7 @@ async def _catch_up(
     timeout: float,
     from_seq: int,
     last: int | None,
-) -> tuple[int, ProjectState | None]:
+) -> tuple[int, ProjectState]:
     page = await _page(sess, project_id, timeout, from_seq=from_seq, last=last)
     while True:
         if last is not None or not page.more:

@@ -140,7 +140,7 @@ def _fail(exc: BaseException, json_out: bool) -> int:
     bad_input = isinstance(exc, SLAError | ConfigError) or (
         isinstance(exc, RemoteError) and exc.code in ("invalid_sla", "bad_schema")
     )
-    code = getattr(exc, "code", type(exc).__name__)
+    code = exc.code if isinstance(exc, FlopsError) else "internal"
     details = getattr(exc, "details", None) or getattr(exc, "problems", None) or []
     if json_out:
         click.echo(
@@ -291,7 +291,9 @@ def delete(project_id: str, yes: bool, **flags: Any) -> None:
 
 @flops.command()
 @PROJECT_ID
-@click.option("--from-seq", type=click.IntRange(min=1), default=1, help="First entry to print.")
+@click.option(
+    "--from-seq", type=click.IntRange(min=1), default=None, help="First entry to print [1]."
+)
 @click.option(
     "--last",
     "-n",
@@ -308,14 +310,24 @@ def delete(project_id: str, yes: bool, **flags: Any) -> None:
 )
 @common
 def log(
-    project_id: str, from_seq: int, last: int | None, follow: bool, until_rest: bool, **flags: Any
+    project_id: str,
+    from_seq: int | None,
+    last: int | None,
+    follow: bool,
+    until_rest: bool,
+    **flags: Any,
 ) -> None:
-    """Print a project's observer log, from any sequence number or its last N entries."""
+    """Print a project's observer log, from any sequence number or its last N entries.
+
+    Following ends when the project has FAILED or was STOPPED (nothing can follow).
+    """
+    if from_seq is not None and last is not None:
+        raise click.UsageError("--from-seq and --last exclude each other")
     _call(
         "show_log",
         flags,
         project_id,
-        from_seq=from_seq,
+        from_seq=from_seq or 1,
         last=last,
         follow=follow,
         until_rest=until_rest,

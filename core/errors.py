@@ -1,31 +1,39 @@
 """The one exception root of FLOps and its documented tree.
 
-    FlopsError                  anything FLOps raises on purpose
-    ├── ConfigError             a setting is missing, malformed or unusable
-    ├── SLAError                a project SLA is missing or invalid (names file and field)
-    ├── BrokerError             the MQTT broker cannot be reached or refused us
-    ├── RequestTimeoutError     nobody answered a request in time
-    ├── RemoteError             the peer answered with a structured error
-    ├── StoreError              the state store failed
-    └── DeployError             the runtime could not deploy or undeploy a service
+    FlopsError                  anything FLOps raises on purpose           code
+    ├── ConfigError             a setting is missing, malformed or unusable  bad_config
+    ├── SLAError                a project SLA is missing or invalid          invalid_sla
+    ├── BrokerError             the MQTT broker cannot be reached or refused  no_broker
+    ├── RequestTimeoutError     nobody answered a request in time            timeout
+    ├── RemoteError             the peer answered with a structured error    the peer's
+    ├── StoreError              the state store failed                       internal
+    └── DeployError             the runtime could not deploy or undeploy     deploy_failed
 
-Third-party errors (paho/aiomqtt, sqlite, subprocess) are translated into these at the
-boundary where they occur; only ``cli`` turns them into exit codes and text.
+Each has a ``code`` from the same vocabulary as the protocol's error codes
+(docs/protocol.md), which ``--output json`` shows. Third-party errors (paho/aiomqtt,
+sqlite, subprocess) are translated into these at the boundary where they occur; only
+``cli`` turns them into exit codes and text.
 """
 
 from __future__ import annotations
 
 
 class FlopsError(Exception):
-    """Root of every error FLOps raises on purpose."""
+    """Root of every error FLOps raises on purpose; ``code`` names its kind on the wire."""
+
+    code = "internal"
 
 
 class ConfigError(FlopsError):
     """A setting is missing, malformed or unusable."""
 
+    code = "bad_config"
+
 
 class SLAError(FlopsError):
     """A project SLA is missing or invalid; the message names the file and the field."""
+
+    code = "invalid_sla"
 
     def __init__(
         self, message: str, *, source: str = "", problems: list[str] | None = None
@@ -38,9 +46,13 @@ class SLAError(FlopsError):
 class BrokerError(FlopsError):
     """The MQTT broker cannot be reached, or it refused the connection."""
 
+    code = "no_broker"
+
 
 class RequestTimeoutError(FlopsError):
     """A request got no answer within its timeout."""
+
+    code = "timeout"
 
 
 class RemoteError(FlopsError):
@@ -58,3 +70,5 @@ class StoreError(FlopsError):
 
 class DeployError(FlopsError):
     """The runtime could not deploy or undeploy a service."""
+
+    code = "deploy_failed"

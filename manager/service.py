@@ -111,11 +111,12 @@ class ManagerService:
                 log.exception("watchdog check failed; trying again")
 
     async def on_request(self, inbound: Inbound) -> None:
-        """Handle one request and answer it."""
+        """Handle one request and answer it; a request it cannot take gets its error."""
         try:
             topic = inbound.parsed_topic()
         except topics.TopicError as exc:
             log.warning("dropped: %s", exc)
+            await self._refuse(inbound, _unknown_operation(inbound.topic))
             return
         op = Op(topic.arg)
         model, handler = REQUESTS[op]
@@ -123,12 +124,7 @@ class ManagerService:
             request = inbound.decode(model)
         except codec.MessageError as exc:
             log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
-            peek = codec.peek_reply_to(inbound.payload)
-            if peek is not None:
-                error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
-                await self._send(
-                    topic.user, peek[1], Reply(request_id=peek[0], ok=False, error=error)
-                )
+            await self._refuse(inbound, exc, topic.user)
             return
         reply, result = await self._handle(op, topic.user, request, handler)
         await self._send(topic.user, request.reply_to, reply)
@@ -158,9 +154,10 @@ class ManagerService:
             log.info("%s %s of %s refused: %s", op, request.request_id, user, exc)
             error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
             reply = Reply(request_id=request.request_id, ok=False, error=error)
-        except FlopsError as exc:
+        except Exception as exc:
             log.exception("%s %s of %s failed", op, request.request_id, user)
-            error = ErrorBody(code="internal", message=str(exc))
+            message = str(exc) if isinstance(exc, FlopsError) else "the manager failed; see its log"
+            error = ErrorBody(code="internal", message=message)
             return Reply(request_id=request.request_id, ok=False, error=error), None
         if op in REMEMBERED:
             await self._deps.store.remember_answer(
@@ -186,6 +183,17 @@ class ManagerService:
             return
         self._deps.liveness.heard(beat.source)
 
+    async def _refuse(
+        self, inbound: Inbound, exc: codec.MessageError | None, user: str | None = None
+    ) -> None:
+        """Answer a request that cannot be taken with its error, if it says where to."""
+        peek = codec.peek_reply_to(inbound.payload)
+        user = user or _user_of(inbound.topic)
+        if exc is None or peek is None or user is None:
+            return
+        error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
+        await self._send(user, peek[1], Reply(request_id=peek[0], ok=False, error=error))
+
     async def _send(self, user: str, reply_to: str, reply: Reply) -> None:
         try:
             topic = topics.reply(user, reply_to)
@@ -209,3 +217,23 @@ class ManagerService:
                 )
             )
         await self._link.publish(topic, payload)
+
+
+def _user_of(topic: str) -> str | None:
+    """The user level of a request topic that did not parse, if it is a valid level."""
+    parts = topic.split("/")
+    try:
+        return topics.check_level(parts[3], "user") if len(parts) == 6 else None
+    except topics.TopicError:
+        return None
+
+
+def _unknown_operation(topic: str) -> codec.MessageError | None:
+    """The error for a request to an operation that does not exist (else ``None``)."""
+    parts = topic.split("/")
+    if len(parts) != 6 or parts[4] != "requests" or parts[5] in set(Op):
+        return None
+    known = ", ".join(op.value for op in Op)
+    return codec.MessageError(
+        "unknown_operation", f"no operation {parts[5][:64]!r}; the operations are: {known}"
+    )

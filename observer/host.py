@@ -15,7 +15,7 @@ from typing import Any
 
 from broker import codec, topics
 from broker.link import Inbound, Link
-from broker.messages import ErrorBody, Event, LogQuery, Reply
+from broker.messages import ErrorBody, Event, LogQuery, ProjectState, Reply
 from core.errors import StoreError
 from observer.store import EntryRow, LogStore
 
@@ -192,17 +192,26 @@ class ObserverHost:
             log.info("%d live log entries not published (followers catch up)", len(entries) - sent)
 
     async def on_query(self, inbound: Inbound) -> None:
-        """Answer a follower's history query, for the user's own projects only."""
+        """Answer a follower's history query, for the user's own projects only.
+
+        A query that is not valid is answered with its error when it names ``reply_to``
+        (by the observer that would answer it if it were valid).
+        """
         try:
             topic = inbound.parsed_topic()
-            query = inbound.decode(LogQuery)
-        except (topics.TopicError, codec.MessageError) as exc:
+        except topics.TopicError as exc:
             log.warning("dropped log query on %s: %s", inbound.topic, exc)
             return
-        reply_topic = topics.reply(topic.user, query.reply_to)
         owner = await self._store.owner(topic.project_id)
         if owner is None and not self._answer_unknown:
             return  # another replica hosts it (or nobody does): let that one answer
+        try:
+            query = inbound.decode(LogQuery)
+        except codec.MessageError as exc:
+            log.warning("bad log query on %s: %s %s", inbound.topic, exc, exc.details)
+            await self._refuse(topic.user, inbound.payload, exc)
+            return
+        reply_topic = topics.reply(topic.user, query.reply_to)
         if owner != topic.user:
             answer = Reply(
                 request_id=query.request_id,
@@ -216,23 +225,36 @@ class ObserverHost:
             answer = Reply.model_construct(request_id=query.request_id, ok=True, result=page)
         await self._link.publish(reply_topic, codec.encode(answer))
 
+    async def _refuse(self, user: str, payload: bytes, exc: codec.MessageError) -> None:
+        """Answer an invalid query with its error, if it says where to."""
+        peek = codec.peek_reply_to(payload)
+        if peek is None:
+            return
+        try:
+            reply_topic = topics.reply(user, peek[1])
+        except topics.TopicError:
+            return
+        error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
+        answer = Reply(request_id=peek[0], ok=False, error=error)
+        await self._link.publish(reply_topic, codec.encode(answer))
+
     async def page(self, project_id: str, query: LogQuery) -> dict[str, Any]:
-        """One page of a project's log for ``query``: the JSON object of a ``LogPage``."""
+        """One page of a project's log for ``query``: the JSON object of a ``LogPage``.
+
+        ``more`` only when an entry after the page exists (one more row is read to know).
+        """
         if query.last is not None:
             rows = _fit(list(reversed(await self._store.tail_rows(project_id, query.last))))
             entries = rows[::-1]
             more = False
         else:
-            found = await self._store.read_rows(project_id, query.from_seq, query.limit)
-            entries = _fit(found)
-            more = len(entries) < len(found) or len(found) == query.limit
-        next_seq = entries[-1]["seq"] + 1 if entries else query.from_seq
+            found = await self._store.read_rows(project_id, query.first, query.limit + 1)
+            entries = _fit(found[: query.limit])
+            more = len(entries) < len(found)
+        next_seq = entries[-1]["seq"] + 1 if entries else query.first
         page: dict[str, Any] = {"v": 1, "project_id": project_id, "entries": entries}
-        page |= {"next_seq": next_seq, "more": more}
-        state = await self._store.state(project_id)
-        if state is not None:
-            page["state"] = state.value
-        return page
+        state = await self._store.state(project_id) or ProjectState.STARTING
+        return page | {"next_seq": next_seq, "state": state.value, "more": more}
 
 
 PAGE_BYTES = 192 * 1024  # a page stays under the message size limit (codec.MAX_PAYLOAD)

@@ -33,6 +33,16 @@ def test_hostile_payloads_get_a_stable_code(payload: bytes, code: str) -> None:
     assert caught.value.code == code
 
 
+def test_a_message_without_v_is_refused_naming_it() -> None:
+    """The docs make "v" part of every message; a client that leaves it out is told so."""
+    payload = json.loads(codec.encode(GOOD))
+    del payload["v"]
+    with pytest.raises(MessageError) as caught:
+        codec.decode(CreateProject, json.dumps(payload).encode())
+    assert caught.value.code == "bad_schema"
+    assert caught.value.details[0].startswith("v: Field required")
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     event = Event(project_id="a" * 24, source="s", text="[" * 100)
     assert codec.decode(Event, codec.encode(event)).text == "[" * 100
@@ -51,7 +61,7 @@ def test_nesting_limit_counts_containers_after_parsing(depth: int, accepted: boo
     inner: object = 1
     for _ in range(depth - 1):  # the message object itself is the outermost container
         inner = {"k": inner}
-    payload = json.dumps({"request_id": "r" * 16, "reply_to": "c", "sla": inner}).encode()
+    payload = json.dumps({"v": 1, "request_id": "r" * 16, "reply_to": "c", "sla": inner}).encode()
     if accepted:
         assert codec.decode(CreateProject, payload).sla == inner
     else:

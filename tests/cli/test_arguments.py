@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from broker.server import free_port
 from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -80,3 +82,24 @@ def test_an_sla_name_too_long_is_one_line_and_exit_2(tmp_path: Path, name: str) 
         assert "Traceback" not in done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith("Error: SLA ") and "too long" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "exit_code"),
+    [
+        (["project", "--project-sla-file-name", "no-such-sla"], "invalid_sla", 2),
+        (["projects", "--broker", "127.0.0.1:{port}", "--timeout", "2"], "no_broker", 1),
+        (["up"], "bad_config", 2),  # the data dir below is a file
+    ],
+)
+def test_json_errors_use_the_protocols_vocabulary(
+    tmp_path: Path, args: list[str], code: str, exit_code: int
+) -> None:
+    """One vocabulary of codes on the wire and in --output json, never a class name."""
+    (tmp_path / "file").write_text("")
+    env = cli_env(tmp_path, FLOPS_DATA_DIR=str(tmp_path / "file"))
+    args = [arg.format(port=free_port()) for arg in args]
+    done = run_cli([*args, "--output", "json"], env)
+    assert done.returncode == exit_code, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["code"] == code, error

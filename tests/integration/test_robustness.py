@@ -36,7 +36,7 @@ async def ask_raw(broker: BrokerProcess, user: str, payload: bytes) -> Reply | N
     ("payload", "code"),
     [
         (
-            b'{"request_id": "hostile-001", "reply_to": "raw-client", "sla": {"x": 1}}',
+            b'{"v": 1, "request_id": "hostile-001", "reply_to": "raw-client", "sla": {"x": 1}}',
             "invalid_sla",
         ),
         (

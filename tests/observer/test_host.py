@@ -9,7 +9,7 @@ import pytest
 
 from broker import codec, topics
 from broker.link import Inbound, Link
-from broker.messages import Event
+from broker.messages import Event, LogPage, LogQuery, ProjectState
 from core.errors import StoreError
 from observer.host import Hosted, ObserverHost
 from observer.store import LogStore
@@ -119,5 +119,20 @@ async def test_a_new_observer_is_registered_with_its_first_entry_or_not_at_all(
     assert host.hosts(P)
     assert await store.observers() == [(P, "u", "s" * 24, "observ1")]
     assert [e.text for e in await store.read(P, 1, 10)] == ["Project Observer started"]
+    writer.cancel()
+    await store.close()
+
+
+async def test_a_page_states_starting_until_an_entry_reports_a_state(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    host = ObserverHost(cast(Link, StubLink()), store, lambda sid: "2" * 32)
+    writer = asyncio.create_task(host.write_forever())
+    await host.deploy(Hosted(P, "u", "s" * 24, "observ1"))
+    query = LogQuery(request_id="r" * 16, reply_to="c")
+    page = LogPage.model_validate(await host.page(P, query))
+    assert (page.state, page.more, [e.seq for e in page.entries]) == ("STARTING", False, [1])
+    await host.record("u", Event(project_id=P, source="b", text="x", state=ProjectState.BUILDING))
+    page = LogPage.model_validate(await host.page(P, query))
+    assert page.state is ProjectState.BUILDING
     writer.cancel()
     await store.close()
