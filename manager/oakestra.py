@@ -1,7 +1,9 @@
 """The Oakestra runtime: FLOps services through Oakestra's system-manager REST API.
 
 A configured account logs in; deploy creates what is missing (application, service with its
-SLA, instance) and maps Oakestra's status word to ours. docs/oakestra.md lists the calls.
+SLA, instance) and maps Oakestra's status word to ours. The service SLA's environment tells
+the container which service it is and how to reach the broker, never a secret.
+docs/oakestra.md lists the calls.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from broker.link import BrokerAddress
 from broker.messages import InstanceStatus
 from core import ids
 from core.errors import DeployError
 from core.settings import load_settings
 from manager.deploy import SERVICE_COMMAND, service_environment
+from manager.oakestra_broker import broker_environment
+from manager.oakestra_tokens import EXPIRY_LEEWAY, token_expiry, token_refused
 from manager.store import ServiceSpec
 
 SLA_VERSION = "v2.0"
@@ -37,6 +44,12 @@ STATUS_WORDS: dict[str, InstanceStatus] = {
     **{status.value: status for status in InstanceStatus},
     **dict.fromkeys(_RUNNING.split(), InstanceStatus.RUNNING),
     **dict.fromkeys(_UNSCHEDULABLE.split(), InstanceStatus.FAILED),
+    # The worker took the deploy; the container does not run yet (its image is pulled).
+    "INSTANTIATION": InstanceStatus.CREATING,
+    # LegacyStatus: what a cluster reports for an instance ("0") or a job ("1") that has
+    # no status yet; they were numbers once, and may still come as 0 and 1.
+    "0": InstanceStatus.REQUESTED,
+    "1": InstanceStatus.REQUESTED,
 }
 
 
@@ -63,6 +76,15 @@ class OakestraSettings(BaseModel):
     observer_resources: Resources = Resources(memory=200, vcpus=1, storage=0)
     builder_resources: Resources = Resources(memory=2000, vcpus=1, storage=15000)
     name_max_length: int = Field(default=NAME_MAX, ge=10, le=NAME_MAX)
+    # How the services' containers reach the broker, passed in their SLA's environment.
+    # Defaults: the stack's own broker address and CA. Nothing secret goes there: the CA
+    # certificate is public, the client certificate and key are paths *in the container*,
+    # provided by the node (docs/oakestra.md, "What a service is told").
+    broker_host: str = ""
+    broker_port: int = Field(default=0, ge=0, le=65535)
+    ca_file: Path | None = None  # on this host; its certificate text goes into the SLA
+    cert_path: str = ""  # in the container: the client certificate, if the broker wants one
+    key_path: str = ""  # in the container: its key (never its content)
 
 
 def load_oakestra_settings(
@@ -112,21 +134,22 @@ def oakestra_names(spec: ServiceSpec, max_length: int = NAME_MAX) -> OakNames:
     return OakNames(*(oakestra_name(part, max_length) for part in parts))
 
 
-def map_status(word: str | None) -> InstanceStatus:
+def map_status(word: object) -> InstanceStatus:
     """Our status for an Oakestra status word; no word yet means REQUESTED."""
-    if not word:
+    if word is None or word == "":
         return InstanceStatus.REQUESTED
-    try:
-        return STATUS_WORDS[word]
-    except KeyError:
-        raise DeployError(f"Oakestra reported an unknown status {word!r}") from None
+    key = str(word) if isinstance(word, int) else word
+    if not isinstance(key, str) or key not in STATUS_WORDS:
+        raise DeployError(f"Oakestra reported an unknown status {word!r}")
+    return STATUS_WORDS[key]
 
 
 def instance_status(service: Mapping[str, Any]) -> InstanceStatus:
     """Status of a service's first instance; before it has one, the service's status."""
     instances = service.get("instance_list") or []
     first = instances[0] if instances and isinstance(instances[0], dict) else {}
-    return map_status(first.get("status") or service.get("status"))
+    word = first.get("status")
+    return map_status(service.get("status") if word is None or word == "" else word)
 
 
 def _sla(customer: str, names: OakNames, app_id: str, services: list[Any]) -> dict[str, Any]:
@@ -137,14 +160,21 @@ def _sla(customer: str, names: OakNames, app_id: str, services: list[Any]) -> di
 
 
 def service_sla(
-    spec: ServiceSpec, names: OakNames, app_id: str, settings: OakestraSettings
+    spec: ServiceSpec,
+    names: OakNames,
+    app_id: str,
+    settings: OakestraSettings,
+    broker_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The SLA that appends ``spec`` to the application ``app_id``."""
+    """The SLA that appends ``spec`` to the application ``app_id``.
+
+    Its environment names the service and, with ``broker_env``, how to reach the broker.
+    """
     images = {"observer": settings.observer_image, "builder": settings.builder_image}
     if spec.kind not in images:
         raise DeployError(f"the Oakestra runtime has no image for services of kind {spec.kind!r}")
     res = settings.observer_resources if spec.kind == "observer" else settings.builder_resources
-    env = service_environment(spec)
+    env = service_environment(spec) | dict(broker_env or {})
     service: dict[str, Any] = {"microserviceID": "", "microservice_name": names.service}
     service |= {"microservice_namespace": names.service_ns, "virtualization": "container"}
     service |= {"one_shot": spec.kind == "builder", "cmd": list(SERVICE_COMMAND)}
@@ -208,9 +238,16 @@ class OakestraRuntime:
     """Implements ``manager.deploy.Runtime`` on an Oakestra cluster."""
 
     def __init__(
-        self, settings: OakestraSettings, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        settings: OakestraSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        broker: BrokerAddress | None = None,
+        ca_file: Path | None = None,
     ) -> None:
+        """``broker`` and ``ca_file``: the stack's, the defaults of what services are told."""
         self._settings = settings
+        self._broker_env = broker_environment(settings, broker, ca_file)
         self._client = httpx.AsyncClient(
             base_url=settings.url, timeout=settings.request_timeout, transport=transport
         )
@@ -278,7 +315,7 @@ class OakestraRuntime:
         found = _named(services, "microservice", names.service, names.service_ns)
         if found is not None:
             return found
-        body = service_sla(spec, names, app_id, self._settings)
+        body = service_sla(spec, names, app_id, self._settings, self._broker_env)
         answer = await self._call("append service", "POST", "/api/service/", body)
         created = _as_object("append service", answer)
         if created.get("failed_services"):
@@ -291,7 +328,12 @@ class OakestraRuntime:
             user = _as_object("read user", await self._call("read user", "GET", path))
             self._user_id = _oid("read user", user, "_id")
         path = f"/api/applications/{self._user_id}"
-        return _as_records("list applications", await self._call("list applications", "GET", path))
+        try:
+            answer = await self._call("list applications", "GET", path)
+        except DeployError:
+            self._user_id = ""  # a 401 here: not the token's user id; read it again next time
+            raise
+        return _as_records("list applications", answer)
 
     async def _services(self, app_id: str) -> list[dict[str, Any]]:
         path = f"/api/services/{app_id}"
@@ -311,11 +353,16 @@ class OakestraRuntime:
     async def _call(
         self, call: str, method: str, path: str, body: dict[str, Any] | None = None
     ) -> object:
-        """One authenticated call; a 401 logs in again and retries once."""
-        if not self._token:
+        """One authenticated call; only an expired token logs in again (and retries once).
+
+        A token whose ``exp`` has passed is renewed before the call; a 401 that says the
+        token is the problem, after it. Any other 401 is an error at once.
+        """
+        expiry = token_expiry(self._token)
+        if not self._token or (expiry is not None and expiry < time.time() + EXPIRY_LEEWAY):
             await self._login()
         response = await self._send(call, method, path, body, auth=True)
-        if response.status_code == 401:
+        if response.status_code == 401 and token_refused(response):
             await self._login()
             response = await self._send(call, method, path, body, auth=True)
         return _decode(call, response)

@@ -132,6 +132,7 @@ class OakestraBackend:
     def __init__(
         self,
         settings: StackSettings,
+        wiring: Wiring,
         store: Store,
         on_status: StatusSink,
         transport: httpx.AsyncBaseTransport | None,
@@ -145,7 +146,13 @@ class OakestraBackend:
             raise ConfigError(
                 "runtime = oakestra needs httpx: pip install 'flops-mqtt[oakestra]'"
             ) from exc
-        self.oakestra = OakestraRuntime(load_oakestra_settings(), transport=transport)
+        # The services are told the stack's broker and CA unless [oakestra] says otherwise.
+        self.oakestra = OakestraRuntime(
+            load_oakestra_settings(),
+            transport=transport,
+            broker=wiring.link_address,
+            ca_file=wiring.ca_file,
+        )
         self.runtime: Runtime = self.oakestra
         self.observers: ObserverHost | None = None
         self.inventory: Inventory | None = None
@@ -187,7 +194,7 @@ def open_backend(
     if settings.runtime == "process":
         return ProcessBackend(settings, wiring, on_status)
     if settings.runtime == "oakestra":
-        return OakestraBackend(settings, store, on_status, oakestra_transport)
+        return OakestraBackend(settings, wiring, store, on_status, oakestra_transport)
     if logs is None:
         raise ConfigError("the local runtime needs the observer log store")
     return LocalBackend(settings, link, logs, emit, alive, on_status)

@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable
 
 from broker import codec, topics
-from broker.link import Link
+from broker.link import BrokerAddress, Credentials, Link
 from broker.messages import Event, Heartbeat
+from broker.security import client_context
 from builder.service import BuilderConfig, BuildFailedError, run_builder
 from core.errors import ConfigError
 from manager.deps import stable_event_id
@@ -33,7 +34,15 @@ CONNECT_TIMEOUT = 15.0
 
 
 def make_link(settings: ServiceSettings) -> Link:
-    """The service's MQTT link; its client id is the service name (a persistent session)."""
+    """The service's MQTT link; its client id is the service name (a persistent session).
+
+    TLS with ``ca_file`` or ``ca_pem`` (the CA's certificate as text, as Oakestra's SLA
+    passes it), with the client certificate and key if they are given.
+    """
+    if settings.ca_pem:
+        tls = client_context(None, settings.cert_file, settings.key_file, ca_pem=settings.ca_pem)
+        address = BrokerAddress(settings.broker_host, settings.broker_port)
+        return Link(address, settings.service.name, credentials=Credentials(tls=tls))
     wiring = secure.connect_to(
         settings.broker_host,
         settings.broker_port,

@@ -80,6 +80,7 @@ class ServiceSettings(BaseModel):
     broker_host: str = "127.0.0.1"
     broker_port: int = Field(default=1883, ge=1, le=65535)
     ca_file: Path | None = None  # TLS: the CA that signed the broker's certificate
+    ca_pem: str = ""  # or its certificate itself (FLOPS_CA_PEM: what Oakestra's SLA carries)
     cert_file: Path | None = None  # and a client certificate, if the broker wants one
     key_file: Path | None = None
     heartbeat_interval: float = Field(default=15.0, gt=0)  # an observer's heartbeats

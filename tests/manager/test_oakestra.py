@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from broker.link import BrokerAddress
 from broker.messages import InstanceStatus
 from core.errors import ConfigError, DeployError
 from manager.deploy import service_environment
@@ -30,6 +32,8 @@ from manager.oakestra import (
     oakestra_names,
     service_sla,
 )
+from manager.oakestra_broker import broker_environment
+from manager.oakestra_tokens import token_expiry
 from manager.store import ServiceSpec
 
 RECORDINGS = Path(__file__).parent / "oakestra_recordings"
@@ -185,6 +189,42 @@ async def test_a_401_logs_in_again_and_repeats_the_call_once(script: list[str]) 
     cluster.check()
 
 
+async def test_a_401_that_is_not_about_the_token_logs_in_no_more_and_reads_the_user_again() -> None:
+    """GET /api/applications/<user id> says 401 for another user's id: no new login helps."""
+    cluster = Cluster(
+        *START, "list_applications_not_this_user",
+        "read_user", *RUNNING_OBSERVER[2:], "read_service",
+    )  # fmt: skip
+    runtime = cluster.runtime()
+    with pytest.raises(DeployError, match=r"list applications failed: HTTP 401"):
+        await runtime.deploy(OBSERVER)
+    assert await runtime.deploy(OBSERVER) is InstanceStatus.RUNNING  # the user id read again
+    await runtime.aclose()
+    cluster.check()
+
+
+async def test_a_token_past_its_expiry_is_renewed_before_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The token's exp claim says when: no call is sent with a token known to be dead."""
+    cluster = Cluster(
+        "login_fresh_token", "read_user", *RUNNING_OBSERVER[2:], "read_service",
+        "login_again", *RUNNING_OBSERVER[2:], "read_service",
+    )  # fmt: skip
+    runtime = cluster.runtime()
+    assert await runtime.deploy(OBSERVER) is InstanceStatus.RUNNING  # the token is kept
+    monkeypatch.setattr(time, "time", lambda: 4102444800.0)  # its exp has come
+    assert await runtime.deploy(OBSERVER) is InstanceStatus.RUNNING
+    await runtime.aclose()
+    cluster.check()
+
+
+def test_token_expiry_reads_the_exp_claim_of_a_jwt() -> None:
+    assert token_expiry(recording("login_fresh_token")["response"]["json"]["token"]) == 4102444800
+    for junk in ("", "recorded-access-token-1", "a.!!!.c", "a.bnVsbA.c"):
+        assert token_expiry(junk) is None
+
+
 @pytest.mark.parametrize(
     ("script", "words"),
     [
@@ -262,9 +302,15 @@ async def test_undeploy(spec: ServiceSpec, purge: bool, script: list[str]) -> No
         ("NO_WORKER_CAPACITY", InstanceStatus.FAILED),
         ("TargetClusterNoCapacity", InstanceStatus.FAILED),
         ("NoActiveClusterWithCapacity", InstanceStatus.FAILED),
+        ("INSTANTIATION", InstanceStatus.CREATING),
+        # LegacyStatus: no status reported yet, as text or as the numbers they once were
+        ("0", InstanceStatus.REQUESTED),
+        ("1", InstanceStatus.REQUESTED),
+        (0, InstanceStatus.REQUESTED),
+        (1, InstanceStatus.REQUESTED),
     ],
 )
-def test_oakestra_status_words(word: str | None, status: InstanceStatus) -> None:
+def test_oakestra_status_words(word: str | int | None, status: InstanceStatus) -> None:
     assert map_status(word) is status
 
 
@@ -276,6 +322,8 @@ def test_instance_status_prefers_the_instance_over_the_service() -> None:
     assert instance_status({}) is InstanceStatus.REQUESTED
     with pytest.raises(DeployError, match="'SLEEPING'"):
         map_status("SLEEPING")
+    legacy = {"status": "RUNNING", "instance_list": [{"status": 0}]}
+    assert instance_status(legacy) is InstanceStatus.REQUESTED  # 0 is a status, not "none"
 
 
 @pytest.mark.parametrize(
@@ -309,6 +357,26 @@ def test_only_observers_and_builders_have_images() -> None:
         service_sla(spec, oakestra_names(spec), PROJECT, SETTINGS)
 
 
+def test_the_sla_tells_the_service_the_broker_and_carries_no_secret(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    settings = SETTINGS.model_copy(
+        update={"broker_host": "mqtt.example.org", "ca_file": ca, "cert_path": "/run/flops/c.crt"}
+    )
+    env = broker_environment(settings, BrokerAddress("127.0.0.1", 8884), None)
+    assert env == {
+        "FLOPS_BROKER_HOST": "mqtt.example.org",  # the setting wins over the stack's own
+        "FLOPS_BROKER_PORT": "8884",
+        "FLOPS_CA_PEM": ca.read_text(),  # public: the CA's certificate
+        "FLOPS_CERT_FILE": "/run/flops/c.crt",  # a path in the container, not its content
+    }
+    sla = json.dumps(service_sla(OBSERVER, oakestra_names(OBSERVER), PROJECT, settings, env))
+    assert "FLOPS_BROKER_PORT=8884" in sla and SECRET not in sla and "PRIVATE KEY" not in sla
+    ca.write_text(ca.read_text() + "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match="certificates only"):
+        broker_environment(settings, None, None)
+
+
 def test_the_password_is_never_shown() -> None:
     assert SECRET not in repr(SETTINGS)
     assert SECRET not in str(SETTINGS.model_dump())
@@ -330,10 +398,24 @@ def test_settings_come_from_the_oakestra_section_and_environment(tmp_path: Path)
         load_oakestra_settings(environ={"FLOPS_CONFIG": str(config)})
 
 
+DOC = Path(__file__).parents[2] / "docs" / "oakestra.md"
+
+
 @pytest.mark.parametrize("path", sorted(RECORDINGS.glob("*.json")), ids=lambda p: p.stem)
 def test_every_recording_names_its_sources(path: Path) -> None:
+    """Each source is a full commit of a file that docs/oakestra.md lists as read there."""
     rec = recording(path.stem)
     assert rec["derived_from"] and rec["call"] and rec["request"]["path"].startswith("/api/")
+    sources = DOC.read_text().split("## Sources", 1)[1]
     for source in rec["derived_from"]:
         assert source["repo"] and source["path"] and source["fact"]
         assert re.fullmatch(r"[0-9a-f]{40}", source["commit"])
+        cited = f"`{source['path']}` @ `{source['commit']}`"
+        assert f"`{source['repo']}`" in sources and cited in sources, cited
+
+
+def test_the_docs_cite_every_source_at_a_full_commit() -> None:
+    sources = DOC.read_text().split("## Sources", 1)[1]
+    commits = re.findall(r"@ `([^`]+)`", sources)
+    assert len(commits) >= 25
+    assert all(re.fullmatch(r"[0-9a-f]{40}", commit) for commit in commits), commits

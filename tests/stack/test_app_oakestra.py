@@ -18,9 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
+from broker.link import BrokerAddress
+from broker.server import Mosquitto, Secure, free_port
+from manager.oakestra import OakestraRuntime, OakestraSettings
+from manager.store import ServiceSpec
 from stack.app import run_stack
+from stack.secure import acl_path, ensure_files, passwd_path
+from stack.service_process import READY
 from stack.settings import StackSettings
-from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo
+from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo, mosquitto_binary
 from tests.integration.conftest import write_local_sla
 
 pytestmark = pytest.mark.timeout(60)
@@ -203,3 +209,65 @@ async def test_an_oakestra_completed_builder_is_recorded(oakestra_stack: Running
     oak.set_status("observ", "DEAD")
     shown = await wait_for_status(env, project_id, "FAILED", "observer", "DEAD")
     assert shown["state_reason"].startswith("service observ")
+
+
+async def test_a_container_reaches_the_broker_from_its_slas_environment_alone(
+    tmp_path: Path,
+) -> None:
+    """Oakestra's node engine gives the container the SLA's environment and nothing else.
+
+    Over TLS with a client certificate (the secure mode's services listener): the SLA names
+    the broker, carries the CA's certificate and the paths of the node's certificate and
+    key; the service connects and subscribes with nothing else.
+    """
+    folder = tmp_path / "secure"
+    tls = ensure_files(folder)
+    secure = Secure(tls, passwd_path(folder), acl_path(folder), free_port())
+    broker = await Mosquitto.start(tmp_path / "broker", secure=secure, binary=mosquitto_binary())
+    oak = FakeOakestra()
+    settings = OakestraSettings.model_validate(
+        {
+            "url": "http://oakestra.test:10000",
+            "username": "flops",
+            "password": "secret",
+            "observer_image": "o:1",
+            "builder_image": "b:1",
+            "broker_port": secure.service_port,
+            "cert_path": str(tls.service_cert),  # where the node keeps them
+            "key_path": str(tls.service_key),
+        }
+    )
+    # the stack's own broker and CA are the defaults of what the services are told
+    runtime = OakestraRuntime(
+        settings,
+        transport=httpx.MockTransport(oak.handle),
+        broker=BrokerAddress("127.0.0.1", broker.address.port),
+        ca_file=tls.ca,
+    )
+    spec = ServiceSpec("e" * 24, "observ0123456789ab", "observer", "Admin", "f" * 24, "a" * 24)
+    try:
+        await runtime.deploy(spec)
+        service = oak.service("observ")
+        told = dict(item.split("=", 1) for item in service["environment"])
+        assert told["FLOPS_BROKER_HOST"] == "127.0.0.1"
+        assert told["FLOPS_BROKER_PORT"] == str(secure.service_port)
+        assert told["FLOPS_CA_PEM"] == tls.ca.read_text()
+        assert "PRIVATE KEY" not in json.dumps(oak.slas) and "secret" not in json.dumps(oak.slas)
+        node = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+        node |= {"PYTHONPATH": str(ROOT), "FLOPS_DATA_DIR": str(tmp_path / "container")}
+        container = await asyncio.create_subprocess_exec(
+            *service["cmd"], env=node | told, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert container.stdout is not None and container.stderr is not None
+        try:
+            line = await asyncio.wait_for(container.stdout.readline(), 30)
+            assert line.decode().strip() == READY, (await container.stderr.read()).decode()
+        finally:
+            container.terminate()
+            await container.wait()
+        log = (tmp_path / "broker" / "mosquitto.log").read_text()
+        assert f"as {spec.name} " in log  # it was this broker it reached
+    finally:
+        await runtime.aclose()
+        await broker.stop()
