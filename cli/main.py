@@ -630,10 +630,14 @@ oak_services.add_command(services, name="show")
 
 
 def flops_entry() -> None:
-    """Console entry point of `flops`."""
-    flops(prog_name="flops")
+    """Console entry point of `flops` (usage lines name it as it was called)."""
+    from cli.prog import prog  # noqa: PLC0415
+
+    flops(prog_name=prog())
 
 
 def oak_entry() -> None:
     """Console entry point of `oak`."""
-    oak(prog_name="oak")
+    from cli.prog import oak_prog  # noqa: PLC0415
+
+    oak(prog_name=oak_prog())

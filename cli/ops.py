@@ -39,6 +39,7 @@ from broker.requester import Session, session
 from broker.security import client_context
 from cli import render
 from cli.follow import read_log
+from cli.prog import prog
 from cli.settings import CliSettings
 from core.errors import BrokerError, RequestTimeoutError
 from core.paths import shorten_home
@@ -52,7 +53,6 @@ LOGIN_HINT = (
     "(chmod 600), and your user with --user or FLOPS_USER"
 )
 TLS_HINT = "set ca_file (FLOPS_CA_FILE) to the CA that signed the broker's certificate"
-START_HINT = "start the stack with `flops up` (or `oak addon flops up`)"
 
 
 def credentials(settings: CliSettings, user: str) -> Credentials | None:
@@ -107,7 +107,7 @@ async def _ask(
     except RequestTimeoutError as exc:
         raise RequestTimeoutError(
             f"no answer from the FLOps manager within {timeout:g}s via the broker at "
-            f"{sess.address}; is the stack running? {START_HINT}"
+            f"{sess.address}; is the stack running? {start_hint()}"
         ) from exc
 
 
@@ -132,8 +132,13 @@ def _hint(problem: str) -> str:
     if "not trusted" in problem or "TLS" in problem:
         return TLS_HINT
     if "timed out" in problem:
-        return f"if the broker expects TLS, {TLS_HINT}; else {START_HINT}"
-    return START_HINT
+        return f"if the broker expects TLS, {TLS_HINT}; else {start_hint()}"
+    return start_hint()
+
+
+def start_hint() -> str:
+    """How to start the stack, in the name the user calls FLOps by."""
+    return f"start the stack with `{prog()} up`"
 
 
 async def start_project(settings: CliSettings, sla_name: str, *, show: bool, follow: bool) -> int:
@@ -221,11 +226,12 @@ def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
 def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
     if state is ProjectState.FAILED:
         return (
-            f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
+            f"\nProject {project.id} FAILED (see the log above). Details: {prog()} status "
+            f"{project.id}"
         )
     return (
         f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
-        "the next stage. Follow it with: flops log " + project.id + " --follow"
+        f"the next stage. Follow it with: {prog()} log {project.id} --follow"
     )
 
 
@@ -339,7 +345,7 @@ async def show_log(
                 until_rest=until_rest,
             )
         except RequestTimeoutError as exc:
-            raise RequestTimeoutError(f"{exc}; is the stack running? {START_HINT}") from exc
+            raise RequestTimeoutError(f"{exc}; is the stack running? {start_hint()}") from exc
     out.doc(
         {
             "project_id": project_id,

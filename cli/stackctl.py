@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from cli.prog import prog
 from core.paths import check_dir, shorten_home
 from stack.discovery import StackCard, pid_alive, read_card
 from stack.settings import StackSettings
@@ -29,7 +30,7 @@ def up_foreground(settings: StackSettings) -> int:
     if card is not None:
         click.echo(
             f"A FLOps stack is already running (pid {card.pid}, broker "
-            f"mqtt://{card.broker_host}:{card.broker_port}); stop it with `flops down`.",
+            f"mqtt://{card.broker_host}:{card.broker_port}); stop it with `{prog()} down`.",
             err=True,
         )
         return 1
@@ -101,7 +102,7 @@ def up_detached(
         if card is not None and card.pid == proc.pid:
             _report(
                 f"FLOps stack running: broker mqtt://{card.broker_host}:{card.broker_port}"
-                f" ({card.broker_kind}), pid {card.pid}. Stop it with `flops down`.",
+                f" ({card.broker_kind}), pid {card.pid}. Stop it with `{prog()} down`.",
                 _card_doc(card, "running"),
                 json_out,
             )

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from broker.security import PasswordFile, check_user_name
+from cli.prog import prog
 from core.errors import ConfigError
 from stack.discovery import read_card
 from stack.secure import passwd_path
@@ -42,9 +43,11 @@ def set_password(data_dir: Path, name: str, password: str, *, new: bool) -> int:
     users = PasswordFile(passwd_path(data_dir))
     exists = name in users.users()
     if new and exists:
-        raise ConfigError(f"user {name!r} exists; change the password with `flops user passwd`")
+        raise ConfigError(
+            f"user {name!r} exists; change the password with `{prog()} user passwd {name}`"
+        )
     if not new and not exists:
-        raise ConfigError(f"no user {name!r}; add it with `flops user add {name}`")
+        raise ConfigError(f"no user {name!r}; add it with `{prog()} user add {name}`")
     users.set(check_user_name(name), password)
     click.echo(f"{'Added' if new else 'Changed the password of'} user {name}. {_reload(data_dir)}")
     return 0
