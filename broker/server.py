@@ -14,14 +14,13 @@ import itertools
 import logging
 import os
 import shutil
-import signal
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from broker import lifetime
 from broker.link import BrokerAddress
 from broker.security import TlsFiles
 from core.errors import BrokerError
@@ -173,7 +172,7 @@ class Mosquitto:
         stack left running on this state dir is ended first (it saves its persistence).
         """
         state_dir.mkdir(parents=True, exist_ok=True)
-        await _end_leftover(state_dir)
+        await lifetime.end_leftover(state_dir)
         attempts = 3 if port == 0 else 1
         remembered = state_dir / "port"
         for attempt in range(attempts):
@@ -196,7 +195,7 @@ class Mosquitto:
         Same configuration, so the same persistence file: sessions and queued messages
         come back; the services' links reconnect by themselves.
         """
-        while not await _ended_before(self.proc, stop):
+        while not await lifetime.ended_before(self.proc, stop):
             log.warning(
                 "the broker (mosquitto, pid %d) exited with code %s; starting it again on %s",
                 self.proc.pid,
@@ -204,7 +203,7 @@ class Mosquitto:
                 self.address,
             )
             for delay in itertools.chain(self.RESTART_DELAYS, itertools.repeat(5.0)):
-                if await _stopped_within(stop, delay):
+                if await lifetime.stopped_within(stop, delay):
                     return
                 proc, reason = await _launch(self.binary, self.state_dir, self.address)
                 if proc is not None:
@@ -224,7 +223,7 @@ class Mosquitto:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
-        _pid_file(self.state_dir).unlink(missing_ok=True)
+        lifetime.pid_file(self.state_dir).unlink(missing_ok=True)
 
 
 async def _launch(
@@ -240,67 +239,12 @@ async def _launch(
         stderr=asyncio.subprocess.PIPE,
     )
     if await _wait_listening(address, proc, 10.0):
-        _pid_file(state_dir).write_text(str(proc.pid))  # for the next start, should we die
+        lifetime.pid_file(state_dir).write_text(str(proc.pid))  # for the next start, should we die
         return proc, ""
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
     _, err = await proc.communicate()
     return None, err.decode(errors="replace").strip() or _tail(state_dir / "mosquitto.log")
-
-
-async def _ended_before(proc: asyncio.subprocess.Process, stop: asyncio.Event) -> bool:
-    """Wait until ``proc`` exits (False) or ``stop`` is set (True)."""
-    ended = asyncio.ensure_future(proc.wait())
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (ended, stopped):
-            task.cancel()
-        await asyncio.gather(ended, stopped, return_exceptions=True)
-    return stop.is_set()
-
-
-async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    return stop.is_set()
-
-
-def _pid_file(state_dir: Path) -> Path:
-    return state_dir / "mosquitto.pid"
-
-
-async def _end_leftover(state_dir: Path, timeout: float = 10.0) -> None:
-    """End a mosquitto still running on ``state_dir``'s config: its stack was killed.
-
-    The caller owns the state dir (no live stack has it), so the process named in the pid
-    file is ours only if its command line names our config; anything else is left alone.
-    """
-    try:
-        pid = int(_pid_file(state_dir).read_text())
-    except (OSError, ValueError):
-        return
-    conf = str(state_dir / "mosquitto.conf").encode()
-    if conf not in _cmdline(pid):
-        return
-    log.warning("ending mosquitto (pid %d), left running by a stack that was killed", pid)
-    deadline = time.monotonic() + timeout
-    while conf in _cmdline(pid):  # a zombie or another process has another command line
-        # SIGTERM: it saves its persistence file; SIGKILL if it will not go.
-        sig = signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        await asyncio.sleep(0.05)
-
-
-def _cmdline(pid: int) -> list[bytes]:
-    """The arguments of ``pid``; none for a zombie or a process that is gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return []
 
 
 def _remembered_port(path: Path) -> int:
