@@ -15,19 +15,14 @@ import signal
 import time
 from pathlib import Path
 
+from core.aio import race
+
 log = logging.getLogger(__name__)
 
 
 async def ended_before(proc: asyncio.subprocess.Process, stop: asyncio.Event) -> bool:
     """Wait until ``proc`` exits (False) or ``stop`` is set (True)."""
-    ended = asyncio.ensure_future(proc.wait())
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (ended, stopped):
-            task.cancel()
-        await asyncio.gather(ended, stopped, return_exceptions=True)
+    await race(proc.wait(), stop.wait())
     return stop.is_set()
 
 

@@ -24,6 +24,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from pydantic import BaseModel
 
 from broker import codec, topics
+from core.aio import race
 from core.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -302,15 +303,8 @@ class Link:
             await drained()
 
     async def _dispatch_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        reader = asyncio.create_task(self._read(client))
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reader, stopper):
-                task.cancel()
-            await asyncio.gather(reader, stopper, return_exceptions=True)
-        if reader.done() and not reader.cancelled() and reader.exception() is not None:
+        reader, _ = await race(self._read(client), stop.wait())
+        if not reader.cancelled() and reader.exception() is not None:
             raise reader.exception()  # type: ignore[misc]  # an MqttError: reconnect
 
     async def _read(self, client: aiomqtt.Client) -> None:

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from broker import codec, topics
 from broker.link import BrokerAddress, Credentials, explain, make_client
 from broker.messages import ErrorBody, Reply, Request
+from core.aio import race
 from core.errors import BrokerError, RemoteError, RequestTimeoutError
 
 M = TypeVar("M", bound=BaseModel)
@@ -108,16 +109,9 @@ class Session:
         and whatever was published meanwhile was missed: the caller catches up.
         """
         if queue.empty() and not self._lost.is_set():
-            got = asyncio.ensure_future(queue.get())
-            lost = asyncio.ensure_future(self._lost.wait())
-            try:
-                await asyncio.wait({got, lost}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (got, lost):
-                    task.cancel()
-                await asyncio.gather(got, lost, return_exceptions=True)
-            if got.done() and not got.cancelled():
-                return got.result()
+            got, _ = await race(queue.get(), self._lost.wait())
+            if not got.cancelled():
+                return bytes(got.result())
         if not queue.empty():
             return queue.get_nowait()
         loop = asyncio.get_running_loop()
