@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.link import BrokerAddress
 from broker.server import find_mosquitto, free_port, mosquitto_config
+from mqtt.link import BrokerAddress
 from slas import bundled_dir
 
 ROOT = Path(__file__).resolve().parent.parent

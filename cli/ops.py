@@ -15,9 +15,16 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-from broker import topics
-from broker.link import BrokerAddress, Credentials
-from broker.messages import (
+from broker.security import client_context
+from cli import render
+from cli.settings import CliSettings
+from core.errors import BrokerError, RequestTimeoutError
+from core.paths import shorten_home
+from mqtt.follow import read_log
+from mqtt.link import BrokerAddress, Credentials
+from mqtt.requester import Session, session
+from protocol import topics
+from protocol.messages import (
     AppList,
     CreateProject,
     Deleted,
@@ -35,13 +42,6 @@ from broker.messages import (
     StopProject,
     new_request_id,
 )
-from broker.requester import Session, session
-from broker.security import client_context
-from cli import render
-from cli.follow import read_log
-from cli.settings import CliSettings
-from core.errors import BrokerError, RequestTimeoutError
-from core.paths import shorten_home
 from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from broker.messages import AppView, Level, LogEntry, ProjectView, ServiceView
+from protocol.messages import AppView, Level, LogEntry, ProjectView, ServiceView
 
 FORMAT = "rounded_grid"
 

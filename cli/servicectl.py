@@ -14,7 +14,7 @@ from stack.settings import ServiceSettings
 
 def run_foreground(settings: ServiceSettings) -> int:
     """Run the service; SIGTERM and SIGINT drain it. Print the ready line on stdout."""
-    from stack.service_process import READY, run_service  # noqa: PLC0415 - keep --help fast
+    from services.run import READY, run_service  # noqa: PLC0415 - keep --help fast
 
     logging.basicConfig(
         level=settings.log_level,

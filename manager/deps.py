@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from broker.messages import Event
 from core.errors import FlopsError
-from manager.deploy import Runtime
-from manager.store import Store
+from manager.store.interface import Store
+from protocol.messages import Event
+from runtimes.base import Runtime
 
 MANAGER = "manager"
 

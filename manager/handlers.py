@@ -10,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from broker.messages import (
+from core import ids
+from core.errors import DeployError, SLAError, StoreError
+from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
+from manager.lifecycle import fail, own_project
+from manager.store.interface import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
+from protocol.messages import (
     LIST_LIMIT,
     AppList,
     CreateProject,
@@ -25,11 +30,6 @@ from broker.messages import (
     ServiceList,
     ShowProject,
 )
-from core import ids
-from core.errors import DeployError, SLAError, StoreError
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
-from manager.lifecycle import fail, own_project
-from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from broker.messages import (
+from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
+from manager.store.interface import ServiceSpec
+from protocol.messages import (
     Deleted,
     DeleteProject,
     Event,
@@ -19,8 +21,6 @@ from broker.messages import (
     ProjectView,
     StopProject,
 )
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
-from manager.store import ServiceSpec
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from broker import codec, topics
-from broker.link import Inbound, Link
-from broker.messages import (
+from core.errors import FlopsError
+from manager import handlers, lifecycle
+from manager.deps import Deps, RefusedError
+from mqtt.link import Inbound, Link
+from protocol import codec, topics
+from protocol.messages import (
     CreateProject,
     DeleteProject,
     ErrorBody,
@@ -31,10 +34,7 @@ from broker.messages import (
     ShowProject,
     StopProject,
 )
-from core.errors import FlopsError
-from manager import handlers, lifecycle
-from manager.deploy import Inventory
-from manager.deps import Deps, RefusedError
+from runtimes.base import Inventory
 
 log = logging.getLogger(__name__)
 Op = topics.Op

@@ -18,18 +18,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from broker import codec, topics
-from broker.link import Link
-from broker.messages import Event, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import lifecycle
-from manager.deploy import Runtime
 from manager.deps import Deps
 from manager.service import ManagerService
-from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec, Store
-from observer.store import LogStore
+from manager.store.interface import ServiceSpec, Store
+from manager.store.sqlite import SqliteStore
+from mqtt.link import Link
+from protocol import codec, topics
+from protocol.messages import Event, InstanceStatus
+from runtimes.base import Runtime
+from services.observer.store import LogStore
 from stack import secure
 from stack.backends import Backend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
@@ -76,7 +76,7 @@ async def open_store(settings: StackSettings) -> Store:
     if settings.store == "sqlite":
         return await SqliteStore.open(settings.data_dir / "manager.db")
     try:
-        from manager.mongo_store import MongoStore  # noqa: PLC0415 - optional dependency
+        from manager.store.mongo import MongoStore  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ConfigError("store = mongodb needs PyMongo: pip install 'flops-mqtt[mongo]'") from exc
     database = urlsplit(settings.mongo_url).path.strip("/") or "flops"

@@ -13,16 +13,16 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.link import Link
 from core.errors import ConfigError
-from manager.deploy import Inventory, Runtime, StatusSink
 from manager.deps import stable_event_id
-from manager.store import Store
-from observer.host import ObserverHost
-from observer.store import LogStore
-from stack.poller import StatusPoller
-from stack.process_runtime import ProcessRuntime
-from stack.runtime import Emit, LocalRuntime
+from manager.store.interface import Store
+from mqtt.link import Link
+from runtimes.base import Inventory, Runtime, StatusSink
+from runtimes.local import Emit, LocalRuntime
+from runtimes.poller import StatusPoller
+from runtimes.process import ProcessRuntime
+from services.observer.host import ObserverHost
+from services.observer.store import LogStore
 from stack.secure import Wiring
 from stack.settings import StackSettings
 
@@ -137,7 +137,7 @@ class OakestraBackend:
         transport: httpx.AsyncBaseTransport | None,
     ) -> None:
         try:
-            from manager.oakestra import (  # noqa: PLC0415 - optional dependency
+            from runtimes.oakestra import (  # noqa: PLC0415 - optional dependency
                 OakestraRuntime,
                 load_oakestra_settings,
             )

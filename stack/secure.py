@@ -12,9 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.link import BrokerAddress, Credentials
 from broker.security import ACL, SERVICE_USER, TlsFiles, client_context, ensure_certificates
 from broker.server import Secure, free_port
+from mqtt.link import BrokerAddress, Credentials
 from stack.settings import StackSettings
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core import paths
 from core.errors import ConfigError
 from core.settings import load_settings
-from manager.deploy import SERVICE_ENV_PREFIX
+from runtimes.base import SERVICE_ENV_PREFIX
 
 
 class StackSettings(BaseModel):
@@ -51,13 +51,13 @@ class StackSettings(BaseModel):
     status_poll_interval: float = Field(default=5.0, gt=0)  # oakestra: seconds between polls
 
 
-TOPIC_LEVEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # broker.topics.check_level
+TOPIC_LEVEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # protocol.topics.check_level
 
 
 class ServiceIdentity(BaseModel):
     """Which service a ``flops service run`` process is: the ``FLOPS_SERVICE_*`` variables.
 
-    ``manager.deploy.service_environment`` writes them; every runtime passes them unchanged.
+    ``runtimes.base.service_environment`` writes them; every runtime passes them unchanged.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -66,7 +66,7 @@ class ServiceIdentity(BaseModel):
     name: str = Field(pattern=TOPIC_LEVEL)  # its MQTT client id and heartbeat source
     kind: Literal["observer", "builder"]
     user: str = Field(pattern=TOPIC_LEVEL)
-    project_id: str = Field(pattern=r"^[0-9a-f]{24}$")  # broker.messages.Id
+    project_id: str = Field(pattern=r"^[0-9a-f]{24}$")  # protocol.messages.Id
     config: dict[str, Any] = Field(default_factory=dict)
 
 

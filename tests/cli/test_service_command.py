@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from manager.deploy import service_environment
-from manager.store import ServiceSpec
+from manager.store.interface import ServiceSpec
+from runtimes.base import service_environment
 from tests.conftest import BrokerProcess, cli_env, run_cli
 
 pytestmark = pytest.mark.timeout(60)

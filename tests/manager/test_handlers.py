@@ -7,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from broker.messages import (
+from core.errors import DeployError
+from manager import handlers, lifecycle
+from manager.deps import Deps, RefusedError
+from manager.store.interface import ServiceSpec
+from manager.store.sqlite import SqliteStore
+from protocol.messages import (
     CreateProject,
     Event,
     InstanceStatus,
@@ -16,11 +21,6 @@ from broker.messages import (
     ProjectState,
     ShowProject,
 )
-from core.errors import DeployError
-from manager import handlers, lifecycle
-from manager.deps import Deps, RefusedError
-from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec
 from slas import bundled_dir
 
 SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())

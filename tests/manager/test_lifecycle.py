@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
-from broker.messages import (
+from manager import handlers, lifecycle
+from manager.deps import Deps, Liveness, RefusedError
+from manager.store.sqlite import SqliteStore
+from protocol.messages import (
     CreateProject,
     DeleteProject,
     Event,
@@ -14,9 +17,6 @@ from broker.messages import (
     ProjectState,
     StopProject,
 )
-from manager import handlers, lifecycle
-from manager.deps import Deps, Liveness, RefusedError
-from manager.sqlite_store import SqliteStore
 from slas import bundled_dir
 from tests.manager.test_handlers import RecordingRuntime
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from manager.deploy import service_environment
-from manager.store import ServiceSpec
+from manager.store.interface import ServiceSpec
+from runtimes.base import service_environment
 from stack.settings import StackSettings, load_service_settings
 
 SPEC = ServiceSpec(
