@@ -18,7 +18,7 @@ from bench.harness import FLOPS, USER, Mode, Row, Stack, ms, percentile
 from mqtt.link import BrokerAddress, make_client
 from mqtt.requester import session
 from protocol import codec, topics
-from protocol.messages import Event
+from protocol.events import Event
 
 SCENARIO = "event to follower"
 GAP = 0.01  # between events, so each one travels alone

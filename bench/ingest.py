@@ -22,7 +22,7 @@ from bench.harness import USER, Mode, Row, Stack
 from mqtt.link import BrokerAddress
 from mqtt.requester import session
 from protocol import codec, topics
-from protocol.messages import Event
+from protocol.events import Event
 
 SCENARIO = "observer ingest"
 PUBLISHERS, WINDOW = 4, 100

@@ -15,7 +15,7 @@ import time
 from bench.harness import FLOPS, USER, Mode, Row, Stack, median, ms, percentile
 from mqtt.follow import read_log
 from mqtt.requester import session
-from protocol.messages import LogEntry
+from protocol.events import LogEntry
 
 SCENARIO = "log replay"
 

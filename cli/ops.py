@@ -24,6 +24,7 @@ from mqtt.follow import read_log
 from mqtt.link import BrokerAddress, Credentials
 from mqtt.requester import Session, session
 from protocol import topics
+from protocol.events import LogEntry
 from protocol.messages import (
     AppList,
     CreateProject,
@@ -32,9 +33,7 @@ from protocol.messages import (
     ListApps,
     ListProjects,
     ListServices,
-    LogEntry,
     ProjectList,
-    ProjectState,
     ProjectView,
     Request,
     ServiceList,
@@ -42,6 +41,7 @@ from protocol.messages import (
     StopProject,
     new_request_id,
 )
+from protocol.states import ProjectState
 from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 

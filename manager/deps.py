@@ -1,9 +1,8 @@
-"""What the manager's handlers share: their dependencies, the refusal error, event ids."""
+"""What the manager's handlers share: their dependencies and the refusal error."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 
 from core.errors import FlopsError
 from manager.store.interface import Store
-from protocol.messages import Event
+from protocol.events import Event
 from runtimes.base import Runtime
 
 MANAGER = "manager"
@@ -94,8 +93,3 @@ class Deps:
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)
-
-
-def stable_event_id(*parts: str) -> str:
-    """A deterministic event id, so a repeated step emits an event the observer de-duplicates."""
-    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()

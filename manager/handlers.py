@@ -12,24 +12,23 @@ import logging
 
 from core import ids
 from core.errors import DeployError, SLAError, StoreError
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
+from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project
 from manager.store.interface import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
+from protocol.events import Event, event_id
 from protocol.messages import (
     LIST_LIMIT,
     AppList,
     CreateProject,
-    Event,
-    InstanceStatus,
     ListApps,
     ListProjects,
     ListServices,
     ProjectList,
-    ProjectState,
     ProjectView,
     ServiceList,
     ShowProject,
 )
+from protocol.states import InstanceStatus, ProjectState
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
@@ -189,7 +188,7 @@ async def _start_builder(view: ProjectView, deps: Deps) -> None:
     await deps.emit(
         view.user,
         Event(
-            event_id=stable_event_id(builder.id, "deployed"),
+            event_id=event_id(builder.id, "deployed"),
             project_id=view.id,
             source=MANAGER,
             text="New Builder service created & deployed",

@@ -9,18 +9,11 @@ from __future__ import annotations
 import logging
 import time
 
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
+from manager.deps import MANAGER, Deps, RefusedError
 from manager.store.interface import ServiceSpec
-from protocol.messages import (
-    Deleted,
-    DeleteProject,
-    Event,
-    InstanceStatus,
-    Level,
-    ProjectState,
-    ProjectView,
-    StopProject,
-)
+from protocol.events import Event, Level, event_id
+from protocol.messages import Deleted, DeleteProject, ProjectView, StopProject
+from protocol.states import InstanceStatus, ProjectState
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +51,7 @@ async def fail(
     await deps.emit(
         view.user,
         Event(
-            event_id=stable_event_id(view.id, "failed"),
+            event_id=event_id(view.id, "failed"),
             project_id=view.id,
             source=MANAGER,
             level=Level.ERROR,
@@ -104,7 +97,7 @@ async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:
             await deps.emit(
                 user,
                 Event(
-                    event_id=stable_event_id(view.id, "stopped"),
+                    event_id=event_id(view.id, "stopped"),
                     project_id=view.id,
                     source=MANAGER,
                     text=f"Project stopped by {user}; its services are undeployed",

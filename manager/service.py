@@ -19,12 +19,11 @@ from manager import handlers, lifecycle
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
+from protocol.events import Event, Heartbeat
 from protocol.messages import (
     CreateProject,
     DeleteProject,
     ErrorBody,
-    Event,
-    Heartbeat,
     ListApps,
     ListProjects,
     ListServices,

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from mqtt.requester import Session
 from protocol import codec, topics
-from protocol.messages import LogEntry, LogPage, LogQuery, ProjectState, new_request_id
+from protocol.events import LogEntry
+from protocol.messages import LogPage, LogQuery, new_request_id
+from protocol.states import ProjectState
 
 PAGE = 1000
 RESYNC_AFTER = 5.0

@@ -6,71 +6,14 @@ docs/protocol.md lists each with its topic, QoS and publisher.
 
 from __future__ import annotations
 
-import time
 import uuid
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-VERSION: Literal[1] = 1
-Id = Field(pattern=r"^[0-9a-f]{24}$")
-RequestId = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
-ClientId = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-class Message(BaseModel):
-    """Base of every wire message: strict keys, a version field."""
-
-    # defer_build: a model builds its validator on first use; a CLI command uses a few of
-    # the ~30, and building them all at import took ~40 ms of its start-up.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
-    v: Literal[1] = VERSION
-
-
-class ProjectState(StrEnum):
-    """Explicit project states; the manager is their one authority."""
-
-    STARTING = "STARTING"
-    BUILDING = "BUILDING"
-    FAILED = "FAILED"
-    STOPPED = "STOPPED"
-
-    @property
-    def resting(self) -> bool:
-        """Whether the project stays in this state without further automatic steps now."""
-        return self is not ProjectState.STARTING
-
-    @property
-    def final(self) -> bool:
-        """Whether the project can never change state again."""
-        return self in (ProjectState.FAILED, ProjectState.STOPPED)
-
-
-class InstanceStatus(StrEnum):
-    """Status words of a service instance, as the oak-cli shows them."""
-
-    REQUESTED = "REQUESTED"
-    CLUSTER_SCHEDULED = "CLUSTER_SCHEDULED"
-    NODE_SCHEDULED = "NODE_SCHEDULED"
-    CREATING = "CREATING"
-    CREATED = "CREATED"
-    RUNNING = "RUNNING"
-    FAILED = "FAILED"
-    DEAD = "DEAD"
-    COMPLETED = "COMPLETED"
-    UNDEPLOYED = "UNDEPLOYED"
-
-
-class Level(StrEnum):
-    """Severity of an event."""
-
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-# ---------------------------------------------------------------- requests (client -> manager)
+from protocol.base import ClientId, Id, Message, RequestId
+from protocol.events import LogEntry
+from protocol.states import InstanceStatus, ProjectState
 
 
 class Request(Message):
@@ -166,8 +109,8 @@ class ProjectView(Message):
     host: str = ""  # the stack (replica) that runs the project's observer and builder
     created_at: float
     updated_at: float
-    apps: list[AppView] = []
-    services: list[ServiceView] = []
+    apps: list[AppView] = Field(default_factory=list)
+    services: list[ServiceView] = Field(default_factory=list)
 
 
 class ErrorBody(Message):
@@ -175,7 +118,7 @@ class ErrorBody(Message):
 
     code: str
     message: str
-    details: list[str] = []
+    details: list[str] = Field(default_factory=list)
 
 
 class Reply(Message):
@@ -209,29 +152,7 @@ class ServiceList(Message):
     services: list[ServiceView]
 
 
-# ---------------------------------------------------------------- events and the log
-
-
-class Event(Message):
-    """A user-relevant event of a project, sent to its observer.
-
-    ``state`` is set when the event reports a project state change; the manager applies it.
-    """
-
-    event_id: str = Field(default_factory=lambda: uuid.uuid4().hex, pattern=r"^[0-9a-f]{32}$")
-    project_id: str = Id
-    ts: float = Field(default_factory=time.time)
-    source: str = Field(min_length=1, max_length=64)
-    level: Level = Level.INFO
-    text: str = Field(min_length=1, max_length=4096)
-    state: ProjectState | None = None
-
-
-class Heartbeat(Message):
-    """A running service's sign of life; a silent service fails its project at a deadline."""
-
-    source: str = Field(min_length=1, max_length=64)
-    ts: float = Field(default_factory=time.time)
+# ---------------------------------------------------------------- the log
 
 
 class Deleted(Message):
@@ -240,19 +161,6 @@ class Deleted(Message):
     project_id: str
     removed_apps: list[str]
     removed_services: list[str]
-
-
-class LogEntry(Message):
-    """An event as stored by the observer, with its gapless sequence number (from 1)."""
-
-    seq: int = Field(ge=1)
-    event_id: str
-    project_id: str
-    ts: float
-    source: str
-    level: Level
-    text: str
-    state: ProjectState | None = None
 
 
 class LogQuery(Request):

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 
 # How an orchestrator starts a service: the image's ``flops`` command, reading the
 # environment that ``service_environment`` builds (stack/service_process.py runs it).

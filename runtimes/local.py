@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from core.errors import DeployError
 from manager.store.interface import ServiceSpec
-from protocol.messages import Event, InstanceStatus
+from protocol.events import Event
+from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
 from services.builder.service import BuilderConfig, BuildFailedError, CommitCache, run_builder
 from services.observer.host import Hosted, ObserverHost

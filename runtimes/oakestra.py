@@ -21,7 +21,7 @@ from core import ids
 from core.errors import DeployError
 from core.settings import load_settings
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 from runtimes.base import SERVICE_COMMAND, service_environment
 
 SLA_VERSION = "v2.0"

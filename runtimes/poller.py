@@ -16,7 +16,7 @@ from typing import Protocol
 
 from core.errors import FlopsError
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import DeployError
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 from runtimes.base import StatusSink, service_environment
 from services.builder.service import BuilderConfig
 from services.run import READY

@@ -16,10 +16,9 @@ import os
 from collections.abc import Callable
 
 from core.errors import ConfigError
-from manager.deps import stable_event_id
 from mqtt.link import Link
 from protocol import codec, topics
-from protocol.messages import Event, Heartbeat
+from protocol.events import Event, Heartbeat, event_id
 from services.builder.service import BuilderConfig, BuildFailedError, run_builder
 from services.observer.host import Hosted, ObserverHost
 from services.observer.store import LogStore
@@ -71,7 +70,7 @@ async def run_observer(
     host = ObserverHost(
         link,
         logs,
-        lambda sid: stable_event_id(sid, "started"),
+        lambda sid: event_id(sid, "started"),
         events=str(topics.events(me.user, me.project_id)),
         queries=str(topics.log_query(me.user, me.project_id)),
     )

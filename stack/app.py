@@ -27,7 +27,8 @@ from manager.store.interface import ServiceSpec, Store
 from manager.store.sqlite import SqliteStore
 from mqtt.link import Link
 from protocol import codec, topics
-from protocol.messages import Event, InstanceStatus
+from protocol.events import Event
+from protocol.states import ENDED_BADLY, InstanceStatus
 from runtimes.base import Runtime
 from services.observer.store import LogStore
 from stack import secure
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
-# Instance statuses that fail the service's project (Oakestra reports DEAD, too).
-ENDED_BADLY = (InstanceStatus.FAILED, InstanceStatus.DEAD)
 
 
 async def run_stack(

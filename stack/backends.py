@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import ConfigError
-from manager.deps import stable_event_id
 from manager.store.interface import Store
 from mqtt.link import Link
+from protocol.events import event_id
 from runtimes.base import Inventory, Runtime, StatusSink
 from runtimes.local import Emit, LocalRuntime
 from runtimes.poller import StatusPoller
@@ -70,7 +70,7 @@ class LocalBackend:
         self.observers = ObserverHost(
             link,
             logs,
-            lambda sid: stable_event_id(sid, "started"),
+            lambda sid: event_id(sid, "started"),
             answer_unknown=not settings.cluster,
         )
         self.local = LocalRuntime(self.observers, emit, alive, on_status)

@@ -11,7 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from protocol.messages import AppView, InstanceStatus, ProjectState, ProjectView, ServiceView
+from protocol.messages import AppView, ProjectView, ServiceView
+from protocol.states import InstanceStatus, ProjectState
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,22 +35,6 @@ class NewProject:
     project: ProjectView
     observer: ServiceSpec
 
-
-# Allowed project state changes; anything else is refused.
-TRANSITIONS: dict[ProjectState, set[ProjectState]] = {
-    ProjectState.STARTING: {ProjectState.BUILDING, ProjectState.FAILED, ProjectState.STOPPED},
-    ProjectState.BUILDING: {ProjectState.FAILED, ProjectState.STOPPED},
-    ProjectState.FAILED: set(),
-    ProjectState.STOPPED: set(),
-}
-
-# Instance statuses of a service that should be running (restored after a restart).
-RUNNABLE = (
-    InstanceStatus.REQUESTED,
-    InstanceStatus.CREATING,
-    InstanceStatus.CREATED,
-    InstanceStatus.RUNNING,
-)
 
 # How far a project's start has got; start steps are idempotent and resume from here.
 STEP_CREATED = 0

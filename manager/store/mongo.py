@@ -26,8 +26,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import RUNNABLE, TRANSITIONS, NewProject, ServiceSpec
-from protocol.messages import AppView, InstanceStatus, ProjectState, ProjectView, ServiceView
+from manager.store.interface import NewProject, ServiceSpec
+from protocol.messages import AppView, ProjectView, ServiceView
+from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]

@@ -14,15 +14,9 @@ from typing import Any
 from core import ids
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from manager.store.interface import RUNNABLE, TRANSITIONS, NewProject, ServiceSpec
-from protocol.messages import (
-    AppView,
-    Instance,
-    InstanceStatus,
-    ProjectState,
-    ProjectView,
-    ServiceView,
-)
+from manager.store.interface import NewProject, ServiceSpec
+from protocol.messages import AppView, Instance, ProjectView, ServiceView
+from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (

@@ -10,13 +10,13 @@ fails.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from protocol.messages import Event, Level, ProjectState
+from protocol.events import Event, Level, event_id
+from protocol.states import ProjectState
 from slas.model import FILE_URL, GITHUB_URL
 
 Emit = Callable[[Event], Awaitable[None]]
@@ -35,10 +35,6 @@ class BuilderConfig(BaseModel):
     registry: str
     git_timeout: float = 30.0
     heartbeat_interval: float = 15.0
-
-
-def _event_id(*parts: str) -> str:
-    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()
 
 
 def image_name(registry: str, repo_url: str, commit: str, kind: str = "base") -> str:
@@ -126,7 +122,7 @@ async def run_builder(
     except BuildFailedError as exc:
         await emit(
             Event(
-                event_id=_event_id(service_id, "failed"),
+                event_id=event_id(service_id, "failed"),
                 project_id=project_id,
                 source=name,
                 level=Level.ERROR,
@@ -138,7 +134,7 @@ async def run_builder(
     image = image_name(config.registry, config.repo_url, commit)
     await emit(
         Event(
-            event_id=_event_id(service_id, "start", commit),
+            event_id=event_id(service_id, "start", commit),
             project_id=project_id,
             source=name,
             text=f"Start building {image} image (This can take a while)",

@@ -8,6 +8,7 @@ entries are published live for followers. History is served on the log-query top
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from typing import Any
 from core.errors import StoreError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
-from protocol.messages import ErrorBody, Event, LogQuery, Reply
+from protocol.events import Event
+from protocol.messages import ErrorBody, LogQuery, Reply
 from services.observer.store import EntryRow, LogStore
 
 log = logging.getLogger(__name__)
@@ -243,6 +245,8 @@ def _fit(entries: list[EntryRow]) -> list[EntryRow]:
     size = 0
     for count, entry in enumerate(entries):
         size += len(entry["text"].encode()) + len(entry["source"]) + 200  # fields and JSON
+        if "data" in entry:
+            size += len(json.dumps(entry["data"]))
         if size > PAGE_BYTES and count:
             return entries[:count]
     return entries

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import Any
 
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from protocol.messages import Event, LogEntry, ProjectState
+from protocol.events import Event, LogEntry
+from protocol.states import ProjectState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     project_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, ts REAL NOT NULL,
-    source TEXT NOT NULL, level TEXT NOT NULL, text TEXT NOT NULL, state TEXT,
+    source TEXT NOT NULL, level TEXT NOT NULL, text TEXT NOT NULL, state TEXT, data TEXT,
     PRIMARY KEY (project_id, seq), UNIQUE (project_id, event_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS observers (
     project_id TEXT PRIMARY KEY, user TEXT NOT NULL, service_id TEXT NOT NULL,
@@ -28,7 +30,7 @@ CREATE TABLE IF NOT EXISTS observers (
 -- state(): the last entry that carries a state, without scanning the whole log.
 CREATE INDEX IF NOT EXISTS entries_with_state ON entries (project_id, seq) WHERE state IS NOT NULL;
 """
-_COLUMNS = "project_id, seq, event_id, ts, source, level, text, state"
+_COLUMNS = "project_id, seq, event_id, ts, source, level, text, state, data"
 _REGISTER = "INSERT OR REPLACE INTO observers VALUES (?,?,?,?,?)"
 ObserverRow = tuple[str, str, str, str]  # project_id, user, service_id, name
 
@@ -45,6 +47,7 @@ class LogStore:
     async def open(cls, path: Path) -> LogStore:
         """Open (and create) the log database at ``path``."""
         db = await open_db(path, SCHEMA, "observer")
+        await _migrate(db)
         return cls(db)
 
     async def maintain(self, stop: asyncio.Event) -> None:
@@ -111,6 +114,7 @@ class LogStore:
                         level=event.level,
                         text=event.text,
                         state=event.state,
+                        data=event.data,
                     )
                 )
             if entries or observers:
@@ -128,6 +132,7 @@ class LogStore:
                 e.level.value,
                 e.text,
                 e.state.value if e.state else None,
+                None if e.data is None else e.data.model_dump_json(),
             )
             for e in entries
         ]
@@ -136,7 +141,7 @@ class LogStore:
             if observers:
                 await self._db.executemany(_REGISTER, [(*o, 1) for o in observers])
             await self._db.executemany(
-                f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",  # noqa: S608
+                f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",  # noqa: S608
                 rows,
             )
             await self._db.execute("COMMIT")
@@ -229,6 +234,13 @@ class LogStore:
 EntryRow = dict[str, Any]  # a LogEntry as its JSON object
 
 
+async def _migrate(db: Database) -> None:
+    """Bring a log made by an earlier version up to this schema (events without data)."""
+    async with db.execute("PRAGMA table_info(entries)") as cur:
+        if "data" not in {row[1] for row in await cur.fetchall()}:
+            await db.execute("ALTER TABLE entries ADD COLUMN data TEXT")
+
+
 def _row(row: sqlite3.Row) -> EntryRow:
     """A stored entry as the JSON object of a ``LogEntry`` (no ``state`` key when unset)."""
     found = {
@@ -243,6 +255,8 @@ def _row(row: sqlite3.Row) -> EntryRow:
     }
     if row[7]:
         found["state"] = row[7]
+    if row[8]:
+        found["data"] = json.loads(row[8])
     return found
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from mqtt.link import make_client
 from protocol import codec, topics
-from protocol.messages import Event, Reply
+from protocol.events import Event
+from protocol.messages import Reply
 from tests.conftest import BrokerProcess
 from tests.integration.conftest import Stack, write_local_sla
 

@@ -9,14 +9,9 @@ import pytest
 from manager import handlers, lifecycle
 from manager.deps import Deps, Liveness, RefusedError
 from manager.store.sqlite import SqliteStore
-from protocol.messages import (
-    CreateProject,
-    DeleteProject,
-    Event,
-    InstanceStatus,
-    ProjectState,
-    StopProject,
-)
+from protocol.events import Event
+from protocol.messages import CreateProject, DeleteProject, StopProject
+from protocol.states import InstanceStatus, ProjectState
 from slas import bundled_dir
 from tests.manager.test_handlers import RecordingRuntime
 

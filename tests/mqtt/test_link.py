@@ -9,7 +9,7 @@ import pytest
 from broker.server import Mosquitto
 from mqtt.link import Inbound, Link, make_client
 from protocol import codec, topics
-from protocol.messages import Event
+from protocol.events import Event
 from tests.conftest import BrokerProcess
 
 pytestmark = pytest.mark.timeout(30)

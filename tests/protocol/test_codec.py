@@ -4,7 +4,8 @@ import pytest
 
 from protocol import codec
 from protocol.codec import MessageError
-from protocol.messages import CreateProject, Event
+from protocol.events import Event, Facts, RoundMetrics
+from protocol.messages import CreateProject
 
 GOOD = CreateProject(request_id="r" * 16, reply_to="cli-1", sla={"a": 1})
 
@@ -58,3 +59,18 @@ def test_nesting_limit_counts_containers_after_parsing(depth: int, accepted: boo
         with pytest.raises(MessageError) as caught:
             codec.decode(CreateProject, payload)
         assert caught.value.code == "too_deep"
+
+
+def test_event_data_is_typed_by_its_tag_and_other_tags_are_facts() -> None:
+    base = {"project_id": "a" * 24, "source": "aggregator", "text": "round 1"}
+    metrics = {"type": "round", "round": 1, "loss": 0.4, "accuracy": 0.9}
+    metrics |= {"examples": 10, "learners": 2, "seconds": 0.5}
+    event = codec.decode(Event, json.dumps({**base, "data": metrics}).encode())
+    assert isinstance(event.data, RoundMetrics) and event.data_type == "round"
+    with pytest.raises(MessageError) as bad:
+        codec.decode(Event, json.dumps({**base, "data": {**metrics, "loss": "x"}}).encode())
+    assert any("loss" in d for d in bad.value.details)
+    other = {"type": "images_ready", "values": {"learner": "r/u/x:1"}}
+    event = codec.decode(Event, json.dumps({**base, "data": other}).encode())
+    assert isinstance(event.data, Facts) and event.data.values == {"learner": "r/u/x:1"}
+    assert codec.decode(Event, codec.encode(event)) == event

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import codec
-from protocol.messages import CreateProject, Event, LogQuery
+from protocol.events import Event
+from protocol.messages import CreateProject, LogQuery
 from tests.strategies import payloads
 
 VALID = json.loads(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from core.errors import ConfigError, DeployError
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 from runtimes.base import service_environment
 from runtimes.oakestra import (
     OakestraRuntime,

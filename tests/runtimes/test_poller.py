@@ -8,7 +8,7 @@ import pytest
 
 from core.errors import DeployError
 from manager.store.interface import ServiceSpec
-from protocol.messages import InstanceStatus
+from protocol.states import InstanceStatus
 from runtimes.poller import StatusPoller
 
 pytestmark = pytest.mark.timeout(10)

@@ -21,10 +21,10 @@ from pymongo.errors import DuplicateKeyError
 from broker.server import free_port
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import TRANSITIONS, NewProject, Store
+from manager.store.interface import NewProject, Store
 from manager.store.mongo import MongoStore
 from manager.store.sqlite import SqliteStore
-from protocol.messages import InstanceStatus, ProjectState
+from protocol.states import TRANSITIONS, InstanceStatus, ProjectState
 
 SLA: dict[str, Any] = {"customerID": "Admin", "a.b": 1, "$c": [1, 2.5, None], "d": {"e": True}}
 RUNNABLE = {"REQUESTED", "CREATING", "CREATED", "RUNNING"}

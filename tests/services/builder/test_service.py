@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.messages import Event, Level, ProjectState
+from protocol.events import Event, Level
+from protocol.states import ProjectState
 from services.builder import service
 from services.builder.service import BuilderConfig, BuildFailedError, image_name, run_builder
 from tests.conftest import head_of

@@ -10,7 +10,7 @@ import pytest
 from core.errors import StoreError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
-from protocol.messages import Event
+from protocol.events import Event
 from services.observer.host import Hosted, ObserverHost
 from services.observer.store import LogStore
 

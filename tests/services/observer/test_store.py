@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from protocol.messages import Event, ProjectState
+from protocol.events import Event, Facts, RoundMetrics
+from protocol.states import ProjectState
 from services.observer.store import LogStore
 
 P1, P2 = "a" * 24, "b" * 24
@@ -39,3 +40,16 @@ async def test_the_last_state_is_remembered(tmp_path: Path) -> None:
     await store.append([ev(P1, "b", state=ProjectState.BUILDING), ev(P1, "plain")])
     assert await store.state(P1) is ProjectState.BUILDING
     await store.close()
+
+
+async def test_event_data_round_trips_through_the_log(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "observer.db")
+    metrics = RoundMetrics(round=1, loss=0.5, accuracy=0.75, examples=100, learners=2, seconds=1.5)
+    facts = Facts(type="images_ready", values={"learner": "reg/u/r/learner:abc"})
+    try:
+        await store.append([ev(P1, "round 1", data=metrics)])
+        await store.append([ev(P1, "images", data=facts)])
+        entries = await store.read(P1, 1, 10)
+    finally:
+        await store.close()
+    assert [e.data for e in entries] == [metrics, facts]
