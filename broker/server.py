@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from broker.security import TlsFiles
+from broker.tlsfiles import TlsFiles
 from core.errors import BrokerError
 from mqtt.link import BrokerAddress
 

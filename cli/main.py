@@ -427,7 +427,7 @@ def service_run() -> None:
     or was stopped, 1 when it failed, 2 when a variable is missing or malformed.
     """
     from cli import servicectl  # noqa: PLC0415
-    from stack.settings import load_service_settings  # noqa: PLC0415
+    from services.settings import load_service_settings  # noqa: PLC0415
 
     _finish(lambda: servicectl.run_foreground(load_service_settings()), False)
 

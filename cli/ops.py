@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-from broker.security import client_context
 from cli import render
 from cli.settings import CliSettings
 from core.errors import BrokerError, RequestTimeoutError
@@ -23,6 +22,7 @@ from core.paths import shorten_home
 from mqtt.follow import read_log
 from mqtt.link import BrokerAddress, Credentials
 from mqtt.requester import Session, session
+from mqtt.tls import client_context
 from protocol import topics
 from protocol.events import LogEntry
 from protocol.messages import (

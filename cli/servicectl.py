@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from stack.settings import ServiceSettings
+from services.settings import ServiceSettings
 
 
 def run_foreground(settings: ServiceSettings) -> int:

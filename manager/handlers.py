@@ -14,7 +14,7 @@ from core import ids
 from core.errors import DeployError, SLAError, StoreError
 from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project
-from manager.store.interface import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
+from manager.store.interface import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING
 from protocol.events import Event, event_id
 from protocol.messages import (
     LIST_LIMIT,
@@ -29,6 +29,7 @@ from protocol.messages import (
     ShowProject,
 )
 from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)

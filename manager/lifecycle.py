@@ -10,10 +10,10 @@ import logging
 import time
 
 from manager.deps import MANAGER, Deps, RefusedError
-from manager.store.interface import ServiceSpec
 from protocol.events import Event, Level, event_id
 from protocol.messages import Deleted, DeleteProject, ProjectView, StopProject
 from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 

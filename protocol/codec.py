@@ -12,13 +12,15 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from core.errors import FlopsError
+
 MAX_PAYLOAD = 256 * 1024
 MAX_DEPTH = 32
 M = TypeVar("M", bound=BaseModel)
 _TOO_DEEP = object()
 
 
-class MessageError(ValueError):
+class MessageError(FlopsError, ValueError):
     """An inbound payload cannot be accepted; ``code`` is stable, the text says why."""
 
     def __init__(self, code: str, message: str, details: list[str] | None = None) -> None:

@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.errors import FlopsError
+
 ROOT = "flops"
 VERSION = "v1"
 _LEVEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class TopicError(ValueError):
+class TopicError(FlopsError, ValueError):
     """A topic string or a topic level is not one of ours."""
 
 

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from core.errors import DeployError
-from manager.store.interface import ServiceSpec
 from protocol.events import Event
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
 from services.builder.service import BuilderConfig, BuildFailedError, CommitCache, run_builder
 from services.observer.host import Hosted, ObserverHost
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 Emit = Callable[[str, Event], Awaitable[None]]  # (user, event)

@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from core import ids
 from core.errors import DeployError
 from core.settings import load_settings
-from manager.store.interface import ServiceSpec
 from protocol.states import InstanceStatus
-from runtimes.base import SERVICE_COMMAND, service_environment
+from services.spec import SERVICE_COMMAND, ServiceSpec, service_environment
 
 SLA_VERSION = "v2.0"
 NAME_MAX = 30  # sla/schema.py: names and namespaces match ^[a-zA-Z0-9]{1,30}$

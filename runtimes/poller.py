@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from core.errors import FlopsError
-from manager.store.interface import ServiceSpec
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 

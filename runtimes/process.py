@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import DeployError
-from manager.store.interface import ServiceSpec
+from mqtt.wiring import Wiring
 from protocol.states import InstanceStatus
-from runtimes.base import StatusSink, service_environment
+from runtimes.base import StatusSink
 from services.builder.service import BuilderConfig
 from services.run import READY
-from stack.secure import Wiring
+from services.spec import ServiceSpec, service_environment
 
 log = logging.getLogger(__name__)
 KINDS = ("observer", "builder")

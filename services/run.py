@@ -17,13 +17,13 @@ from collections.abc import Callable
 
 from core.errors import ConfigError
 from mqtt.link import Link
+from mqtt.wiring import connect_to
 from protocol import codec, topics
 from protocol.events import Event, Heartbeat, event_id
 from services.builder.service import BuilderConfig, BuildFailedError, run_builder
 from services.observer.host import Hosted, ObserverHost
 from services.observer.store import LogStore
-from stack import secure
-from stack.settings import ServiceSettings
+from services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 READY = "flops-service-ready"  # the line a service prints once it is subscribed
@@ -33,7 +33,7 @@ CONNECT_TIMEOUT = 15.0
 
 def make_link(settings: ServiceSettings) -> Link:
     """The service's MQTT link; its client id is the service name (a persistent session)."""
-    wiring = secure.connect_to(
+    wiring = connect_to(
         settings.broker_host,
         settings.broker_port,
         settings.ca_file,

@@ -23,14 +23,16 @@ from core.errors import ConfigError, DeployError
 from manager import lifecycle
 from manager.deps import Deps
 from manager.service import ManagerService
-from manager.store.interface import ServiceSpec, Store
+from manager.store.interface import Store
 from manager.store.sqlite import SqliteStore
 from mqtt.link import Link
+from mqtt.wiring import Wiring
 from protocol import codec, topics
 from protocol.events import Event
 from protocol.states import ENDED_BADLY, InstanceStatus
 from runtimes.base import Runtime
 from services.observer.store import LogStore
+from services.spec import ServiceSpec
 from stack import secure
 from stack.backends import Backend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
@@ -84,7 +86,7 @@ async def open_store(settings: StackSettings) -> Store:
 
 async def _run_services(
     settings: StackSettings,
-    wiring: secure.Wiring,
+    wiring: Wiring,
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,

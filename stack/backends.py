@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.errors import ConfigError
 from manager.store.interface import Store
 from mqtt.link import Link
+from mqtt.wiring import Wiring
 from protocol.events import event_id
 from runtimes.base import Inventory, Runtime, StatusSink
 from runtimes.local import Emit, LocalRuntime
@@ -23,7 +24,6 @@ from runtimes.poller import StatusPoller
 from runtimes.process import ProcessRuntime
 from services.observer.host import ObserverHost
 from services.observer.store import LogStore
-from stack.secure import Wiring
 from stack.settings import StackSettings
 
 if TYPE_CHECKING:

@@ -8,24 +8,12 @@ concurrent managers cannot race into duplicates.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from protocol.messages import AppView, ProjectView, ServiceView
 from protocol.states import InstanceStatus, ProjectState
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
-    """What a runtime needs to run one service."""
-
-    id: str
-    name: str
-    kind: str  # "observer" or "builder"
-    user: str
-    project_id: str
-    app_id: str
-    config: dict[str, Any] = field(default_factory=dict)
+from services.spec import ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import NewProject, ServiceSpec
+from manager.store.interface import NewProject
 from protocol.messages import AppView, ProjectView, ServiceView
 from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]

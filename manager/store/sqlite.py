@@ -14,9 +14,10 @@ from typing import Any
 from core import ids
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from manager.store.interface import NewProject, ServiceSpec
+from manager.store.interface import NewProject
 from protocol.messages import AppView, Instance, ProjectView, ServiceView
 from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS applications (

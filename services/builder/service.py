@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from core.errors import FlopsError
 from protocol.events import Event, Level, event_id
 from protocol.states import ProjectState
 from slas.model import FILE_URL, GITHUB_URL
@@ -23,7 +24,7 @@ Emit = Callable[[Event], Awaitable[None]]
 Beat = Callable[[], Awaitable[None]]
 
 
-class BuildFailedError(Exception):
+class BuildFailedError(FlopsError):
     """The builder could not do its job; the project has been told why."""
 
 

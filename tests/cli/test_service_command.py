@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from manager.store.interface import ServiceSpec
-from runtimes.base import service_environment
+from services.spec import ServiceSpec, service_environment
 from tests.conftest import BrokerProcess, cli_env, run_cli
 
 pytestmark = pytest.mark.timeout(60)

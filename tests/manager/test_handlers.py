@@ -10,11 +10,11 @@ import pytest
 from core.errors import DeployError
 from manager import handlers, lifecycle
 from manager.deps import Deps, RefusedError
-from manager.store.interface import ServiceSpec
 from manager.store.sqlite import SqliteStore
 from protocol.events import Event
 from protocol.messages import CreateProject, ListApps, ListProjects, ShowProject
 from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 from slas import bundled_dir
 
 SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())

@@ -17,9 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import ConfigError, DeployError
-from manager.store.interface import ServiceSpec
 from protocol.states import InstanceStatus
-from runtimes.base import service_environment
 from runtimes.oakestra import (
     OakestraRuntime,
     OakestraSettings,
@@ -31,6 +29,7 @@ from runtimes.oakestra import (
     oakestra_names,
     service_sla,
 )
+from services.spec import ServiceSpec, service_environment
 
 RECORDINGS = Path(__file__).parent / "oakestra_recordings"
 PROJECT = "6761bf5d59461659a24b1197"

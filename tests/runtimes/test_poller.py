@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from core.errors import DeployError
-from manager.store.interface import ServiceSpec
 from protocol.states import InstanceStatus
 from runtimes.poller import StatusPoller
+from services.spec import ServiceSpec
 
 pytestmark = pytest.mark.timeout(10)
 OBSERVER = ServiceSpec("s1", "observ1", "observer", "Admin", "p1", "a1")

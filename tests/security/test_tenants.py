@@ -13,8 +13,9 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from broker.security import client_context, ensure_certificates
+from broker.security import ensure_certificates
 from mqtt.link import BrokerAddress, Credentials, make_client
+from mqtt.tls import client_context
 from protocol import codec, topics
 from protocol.messages import CreateProject
 from slas import bundled_dir

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from manager.store.interface import ServiceSpec
-from runtimes.base import service_environment
-from stack.settings import StackSettings, load_service_settings
+from services.settings import load_service_settings
+from services.spec import ServiceSpec, service_environment
+from stack.settings import StackSettings
 
 SPEC = ServiceSpec(
     "6761bf5d59461659a24b1199", "builder8266202cd6db", "builder", "Admin",
