@@ -1,7 +1,8 @@
-"""The local runtime: runs observer and builder services as tasks in this process.
+"""The local runtime: runs a project's services as tasks in this process.
 
 Observers are cheap registrations in one ``ObserverHost`` (thousands fit in one process);
-builders are supervised tasks whose end is reported as an instance status.
+every other kind runs its entry coroutine (``services.kinds``) as a supervised task whose
+end is reported as an instance status.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from core.errors import DeployError
+from core.errors import ConfigError, DeployError, FlopsError
 from protocol.events import Event
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
-from services.builder.service import BuilderConfig, BuildFailedError, CommitCache, run_builder
+from services.context import ServiceContext, Shared
+from services.kinds import KINDS, OBSERVER, ServiceKind, kind_of
 from services.observer.host import Hosted, ObserverHost
 from services.spec import ServiceSpec
 
@@ -36,34 +39,34 @@ class LocalRuntime:
         self._beating: set[str] = set()  # ids of services that have started to report
         self._on_status = on_status
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._specs: dict[str, ServiceSpec] = {}  # of the builder tasks, by service id
+        self._specs: dict[str, ServiceSpec] = {}  # of the service tasks, by service id
         self._stopping = False
-        self._commits = CommitCache()
+        self._shared = Shared()
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start ``spec``; a service that already runs is left alone."""
-        if spec.kind == "observer":
+        try:
+            kind = kind_of(spec.kind)
+            config = kind.validated(spec.config)
+        except ConfigError as exc:
+            raise DeployError(f"{spec.name}: {exc}") from exc
+        if kind.entry is None:
             await self._observers.deploy(Hosted(spec.project_id, spec.user, spec.id, spec.name))
             return InstanceStatus.RUNNING
-        if spec.kind == "builder":
-            task = self._tasks.get(spec.id)
-            if task is None or task.done():
-                try:
-                    config = BuilderConfig.model_validate(spec.config)
-                except ValueError as exc:
-                    raise DeployError(f"{spec.name}: bad configuration: {exc}") from exc
-                # No await between creating the task and returning: the caller's next
-                # publish goes out before the builder's first one.
-                self._tasks[spec.id] = asyncio.create_task(
-                    self._supervise(spec, config), name=spec.name
-                )
-                self._specs[spec.id] = spec
-            return InstanceStatus.RUNNING
-        raise DeployError(f"the local runtime cannot run services of kind {spec.kind!r}")
+        task = self._tasks.get(spec.id)
+        if task is None or task.done():
+            # No await between creating the task and returning: the caller's next
+            # publish goes out before the service's first one.
+            self._tasks[spec.id] = asyncio.create_task(
+                self._supervise(spec, kind, config), name=spec.name
+            )
+            self._specs[spec.id] = spec
+        return InstanceStatus.RUNNING
 
     async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
         """Stop a service; an observer's log is removed only with ``purge``."""
-        if spec.kind == "observer":
+        kind = KINDS.get(spec.kind)
+        if kind is not None and kind.entry is None:
             await self._observers.undeploy(spec.project_id, purge=purge)
             return
         self._specs.pop(spec.id, None)
@@ -72,7 +75,7 @@ class LocalRuntime:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _supervise(self, spec: ServiceSpec, config: BuilderConfig) -> None:
+    async def _supervise(self, spec: ServiceSpec, kind: ServiceKind[Any], config: Any) -> None:  # noqa: ANN401 - the kind's own config model
         async def emit(event: Event) -> None:
             await self._emit(spec.user, event)
 
@@ -80,11 +83,11 @@ class LocalRuntime:
             # The service reports: from now on its running task counts as its heartbeat.
             self._beating.add(spec.id)
 
+        assert kind.entry is not None  # noqa: S101 - deploy() hosts the others
         try:
-            await run_builder(
-                spec.id, spec.name, spec.project_id, config, emit, beat, self._commits.resolve
-            )
-        except BuildFailedError:
+            await kind.entry(ServiceContext(spec, config, emit, beat, self._shared))
+        except FlopsError as exc:
+            log.info("service %s failed: %s", spec.name, exc)
             status = InstanceStatus.FAILED
         except Exception:
             if self._stopping:
@@ -99,13 +102,13 @@ class LocalRuntime:
         await self._on_status(spec, status)
 
     def running(self) -> list[ServiceSpec]:
-        """The observers hosted here and the builders whose tasks run (``Inventory``)."""
-        builders = [self._specs[sid] for sid, task in self._tasks.items() if not task.done()]
+        """The observers hosted here and the services whose tasks run (``Inventory``)."""
+        tasks = [self._specs[sid] for sid, task in self._tasks.items() if not task.done()]
         observers = [
-            ServiceSpec(h.service_id, h.name, "observer", h.user, h.project_id, "")
+            ServiceSpec(h.service_id, h.name, OBSERVER.name, h.user, h.project_id, "")
             for h in self._observers.hosted()
         ]
-        return observers + builders
+        return observers + tasks
 
     async def report_alive(self, stop: asyncio.Event, interval: float) -> None:
         """Tell the manager, every ``interval``, which services' tasks still run.

@@ -11,16 +11,17 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from core import ids
-from core.errors import DeployError
+from core.errors import ConfigError, DeployError
 from core.settings import load_settings
 from protocol.states import InstanceStatus
+from services.kinds import BUILDER, OBSERVER, Resources, ServiceKind, kind_of
 from services.spec import SERVICE_COMMAND, ServiceSpec, service_environment
 
 SLA_VERSION = "v2.0"
@@ -39,15 +40,6 @@ STATUS_WORDS: dict[str, InstanceStatus] = {
 }
 
 
-class Resources(BaseModel):
-    """What one Oakestra service asks for; memory and storage in MB."""
-
-    model_config = ConfigDict(extra="forbid")
-    memory: int = Field(ge=1)
-    vcpus: int = Field(ge=1)
-    storage: int = Field(ge=0)
-
-
 class OakestraSettings(BaseModel):
     """Where Oakestra is, the account FLOps uses there, and what its services run."""
 
@@ -59,9 +51,24 @@ class OakestraSettings(BaseModel):
     request_timeout: float = Field(default=10.0, gt=0)
     observer_image: str = Field(min_length=1)
     builder_image: str = Field(min_length=1)
-    observer_resources: Resources = Resources(memory=200, vcpus=1, storage=0)
-    builder_resources: Resources = Resources(memory=2000, vcpus=1, storage=15000)
+    observer_resources: Resources = OBSERVER.resources
+    builder_resources: Resources = BUILDER.resources
+    # Any kind of service (services.kinds) by its name; the four fields above fill them in.
+    images: dict[str, str] = Field(default_factory=dict)
+    resources: dict[str, Resources] = Field(default_factory=dict)
     name_max_length: int = Field(default=NAME_MAX, ge=10, le=NAME_MAX)
+
+    @model_validator(mode="after")
+    def _by_kind(self) -> Self:
+        """The observer's and builder's own fields as entries of ``images`` and ``resources``."""
+        self.images = {OBSERVER.name: self.observer_image, BUILDER.name: self.builder_image} | (
+            self.images
+        )
+        self.resources = {
+            OBSERVER.name: self.observer_resources,
+            BUILDER.name: self.builder_resources,
+        } | self.resources
+        return self
 
 
 def load_oakestra_settings(
@@ -103,12 +110,20 @@ def oakestra_names(spec: ServiceSpec, max_length: int = NAME_MAX) -> OakNames:
 
     One account holds every user's apps, so the observatory's namespace is ``u<user hash>``.
     """
-    if spec.kind == "observer":
-        app, app_ns, service_ns = ids.OBSERVATORY, "u" + ids.short_hash(spec.user), "observ"
+    kind = _kind(spec)
+    if kind.in_observatory:
+        app, app_ns, service_ns = ids.OBSERVATORY, "u" + ids.short_hash(spec.user), kind.prefix
     else:
-        app, app_ns, service_ns = "proj" + ids.short_hash(spec.project_id), "proj", spec.kind
+        app, app_ns, service_ns = "proj" + ids.short_hash(spec.project_id), "proj", kind.prefix
     parts = (app, app_ns, spec.name, service_ns)
     return OakNames(*(oakestra_name(part, max_length) for part in parts))
+
+
+def _kind(spec: ServiceSpec) -> ServiceKind[Any]:
+    try:
+        return kind_of(spec.kind)
+    except ConfigError as exc:
+        raise DeployError(f"{spec.name}: {exc}") from exc
 
 
 def map_status(word: str | None) -> InstanceStatus:
@@ -139,15 +154,16 @@ def service_sla(
     spec: ServiceSpec, names: OakNames, app_id: str, settings: OakestraSettings
 ) -> dict[str, Any]:
     """The SLA that appends ``spec`` to the application ``app_id``."""
-    images = {"observer": settings.observer_image, "builder": settings.builder_image}
-    if spec.kind not in images:
+    kind = _kind(spec)
+    image = settings.images.get(kind.name) or kind.image
+    if not image:
         raise DeployError(f"the Oakestra runtime has no image for services of kind {spec.kind!r}")
-    res = settings.observer_resources if spec.kind == "observer" else settings.builder_resources
+    res = settings.resources.get(kind.name, kind.resources)
     env = service_environment(spec)
     service: dict[str, Any] = {"microserviceID": "", "microservice_name": names.service}
     service |= {"microservice_namespace": names.service_ns, "virtualization": "container"}
-    service |= {"one_shot": spec.kind == "builder", "cmd": list(SERVICE_COMMAND)}
-    service |= {"code": images[spec.kind]}
+    service |= {"one_shot": kind.one_shot, "cmd": list(SERVICE_COMMAND)}
+    service |= {"code": image}
     service |= {"environment": [f"{k}={v}" for k, v in env.items()]}
     service |= res.model_dump()
     return _sla(spec.user, names, app_id, [service])

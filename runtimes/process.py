@@ -19,16 +19,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import DeployError
+from core.errors import ConfigError, DeployError
 from mqtt.wiring import Wiring
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
-from services.builder.service import BuilderConfig
+from services.kinds import kind_of
 from services.run import READY
 from services.spec import ServiceSpec, service_environment
 
 log = logging.getLogger(__name__)
-KINDS = ("observer", "builder")
 TERMINATE_GRACE = 10.0  # seconds between SIGTERM and SIGKILL
 RESTART_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)  # a failing observer is restarted this slowly
 
@@ -84,13 +83,10 @@ class ProcessRuntime:
         child = self._children.get(spec.id)
         if child is not None and child.proc.returncode is None:
             return InstanceStatus.RUNNING
-        if spec.kind not in KINDS:
-            raise DeployError(f"the process runtime cannot run services of kind {spec.kind!r}")
-        if spec.kind == "builder":
-            try:
-                BuilderConfig.model_validate(spec.config)
-            except ValueError as exc:
-                raise DeployError(f"{spec.name}: bad configuration: {exc}") from exc
+        try:
+            kind_of(spec.kind).validated(spec.config)
+        except ConfigError as exc:
+            raise DeployError(f"{spec.name}: {exc}") from exc
         child = _Child(spec, await self._spawn(spec))
         try:
             await self._wait_ready(child)
@@ -209,7 +205,8 @@ class ProcessRuntime:
             status,
         )
         await self._on_status(spec, status)
-        if spec.kind == "observer" and status is InstanceStatus.FAILED and not self._stopping:
+        restart = kind_of(spec.kind).restart_failed
+        if restart and status is InstanceStatus.FAILED and not self._stopping:
             task = asyncio.current_task()
             assert task is not None  # noqa: S101 - a watcher is a task
             self._restarting[spec.id] = task  # undeploy cancels the restart

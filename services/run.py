@@ -3,8 +3,8 @@
 An orchestrator (the process runtime here, Oakestra elsewhere) starts it with the
 ``FLOPS_SERVICE_*`` variables. An observer keeps one project's log in its data dir: it takes
 the project's events, stores them, publishes the live log, answers the project's log
-queries and sends heartbeats until stopped. A builder runs once: it reports over MQTT and
-ends with exit code 0, or 1 when the build failed.
+queries and sends heartbeats until stopped. Every other kind (``services.kinds``) runs its
+entry once: it reports over MQTT and ends with exit code 0, or 1 when it failed.
 """
 
 from __future__ import annotations
@@ -14,16 +14,19 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, FlopsError
 from mqtt.link import Link
 from mqtt.wiring import connect_to
 from protocol import codec, topics
 from protocol.events import Event, Heartbeat, event_id
-from services.builder.service import BuilderConfig, BuildFailedError, run_builder
+from services.context import ServiceContext, Shared
+from services.kinds import ServiceKind, kind_of
 from services.observer.host import Hosted, ObserverHost
 from services.observer.store import LogStore
 from services.settings import ServiceSettings
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 READY = "flops-service-ready"  # the line a service prints once it is subscribed
@@ -51,10 +54,11 @@ async def run_service(
     async with asyncio.TaskGroup() as tasks:
         if settings.exit_with_parent:
             tasks.create_task(_stop_when_orphaned(stop))
-        if settings.service.kind == "observer":
+        kind = kind_of(settings.service.kind)
+        if kind.entry is None:
             code = await run_observer(settings, stop, ready)
         else:
-            code = await run_builder_once(settings, stop, ready)
+            code = await run_task(settings, kind, stop, ready)
         stop.set()
     return code
 
@@ -99,17 +103,23 @@ async def run_observer(
     return EXIT_DONE
 
 
-async def run_builder_once(
-    settings: ServiceSettings, stop: asyncio.Event, ready: Callable[[], None]
+async def run_task(
+    settings: ServiceSettings,
+    kind: ServiceKind[Any],
+    stop: asyncio.Event,
+    ready: Callable[[], None],
 ) -> int:
-    """Run the builder once; 0 when it ended or was stopped, 1 when the build failed."""
+    """Run the entry of ``kind`` once; 0 when it ended or was stopped, 1 when it failed."""
     me = settings.service
     try:
-        config = BuilderConfig.model_validate(me.config)
-    except ValueError as exc:
-        raise ConfigError(f"FLOPS_SERVICE_CONFIG is not a builder configuration: {exc}") from exc
+        config = kind.validated(me.config)
+    except ConfigError as exc:
+        raise ConfigError(f"FLOPS_SERVICE_CONFIG is {exc}") from exc
+    assert kind.entry is not None  # noqa: S101 - run_service runs the observer itself
+    entry = kind.entry
     link = make_link(settings)
     code = EXIT_DONE
+    spec = ServiceSpec(me.id, me.name, me.kind, me.user, me.project_id, "", me.config)
 
     async def emit(event: Event) -> None:
         await link.publish(topics.events(me.user, me.project_id), codec.encode(event))
@@ -120,9 +130,9 @@ async def run_builder_once(
     async def work() -> None:
         nonlocal code
         try:
-            await run_builder(me.id, me.name, me.project_id, config, emit, beat)
-        except BuildFailedError as exc:
-            log.warning("build failed: %s", exc)
+            await entry(ServiceContext(spec, config, emit, beat, Shared(), settings.data_dir))
+        except FlopsError as exc:
+            log.warning("%s failed: %s", me.name, exc)
             code = EXIT_FAILED
         finally:
             stop.set()  # the link drains and the process ends

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core import paths
 from core.errors import ConfigError
 from core.settings import load_settings
+from services.kinds import KINDS
 from services.spec import SERVICE_ENV_PREFIX
 
 TOPIC_LEVEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # protocol.topics.check_level
@@ -32,10 +33,17 @@ class ServiceIdentity(BaseModel):
 
     id: str = Field(min_length=1)
     name: str = Field(pattern=TOPIC_LEVEL)  # its MQTT client id and heartbeat source
-    kind: Literal["observer", "builder"]
+    kind: str  # a key of services.kinds.KINDS
     user: str = Field(pattern=TOPIC_LEVEL)
     project_id: str = Field(pattern=r"^[0-9a-f]{24}$")  # protocol.messages.Id
     config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"no service kind {value!r}; known: {', '.join(sorted(KINDS))}")
+        return value
 
 
 class ServiceSettings(BaseModel):

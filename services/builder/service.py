@@ -18,10 +18,8 @@ from pydantic import BaseModel, ConfigDict
 from core.errors import FlopsError
 from protocol.events import Event, Level, event_id
 from protocol.states import ProjectState
+from services.context import Beat, Emit, ServiceContext
 from slas.model import FILE_URL, GITHUB_URL
-
-Emit = Callable[[Event], Awaitable[None]]
-Beat = Callable[[], Awaitable[None]]
 
 
 class BuildFailedError(FlopsError):
@@ -146,3 +144,13 @@ async def run_builder(
     while True:
         await asyncio.sleep(config.heartbeat_interval)
         await beat()
+
+
+async def run_builder_in(ctx: ServiceContext[BuilderConfig]) -> None:
+    """The builder's entry (``services.kinds``): ``run_builder`` with the context's reporting.
+
+    Builders of one process share one cache of repository HEADs.
+    """
+    me = ctx.spec
+    resolve = ctx.shared.get(CommitCache).resolve
+    await run_builder(me.id, me.name, me.project_id, ctx.config, ctx.emit, ctx.beat, resolve)

@@ -48,4 +48,4 @@ def test_a_builder_that_fails_exits_1_after_reporting(
     done = run_cli(["service", "run"], env)
     assert done.returncode == 1, done.stderr
     assert done.stdout.strip() == "flops-service-ready"
-    assert "build failed: cannot reach" in done.stderr
+    assert "builder3 failed: cannot reach" in done.stderr

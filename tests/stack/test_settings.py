@@ -58,7 +58,7 @@ def test_a_missing_service_variable_is_named(tmp_path: Path, variable: str) -> N
     [
         ("CONFIG", "{not json", "FLOPS_SERVICE_CONFIG is not valid JSON"),
         ("CONFIG", "[1, 2]", "FLOPS_SERVICE_CONFIG: Input should be a valid dictionary"),
-        ("KIND", "trainer", "FLOPS_SERVICE_KIND: Input should be 'observer' or 'builder'"),
+        ("KIND", "trainer", "FLOPS_SERVICE_KIND: Value error, no service kind 'trainer'"),
         ("PROJECT_ID", "a/b", "FLOPS_SERVICE_PROJECT_ID: String should match"),
         ("PROJECT_ID", "p1", "FLOPS_SERVICE_PROJECT_ID: String should match"),
         ("USER", "#", "FLOPS_SERVICE_USER: String should match"),
