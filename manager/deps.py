@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from core.errors import FlopsError
+from manager.pipeline import PIPELINE, Pipeline
 from manager.store.interface import Store
 from protocol.events import Event
 from runtimes.base import Runtime
@@ -91,5 +92,6 @@ class Deps:
     git_timeout: float = 30.0
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
+    pipeline: Pipeline = PIPELINE  # the stages every project goes through
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import FlopsError
-from manager import handlers, lifecycle
+from manager import events, handlers, lifecycle
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
@@ -161,7 +161,7 @@ class ManagerService:
             event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError):
             return  # the observer logs these
-        await lifecycle.apply_event(topic.user, topic.project_id, event, self._deps)
+        await events.on_event(topic.user, topic.project_id, event, self._deps)
 
     async def on_heartbeat(self, inbound: Inbound) -> None:
         """Note a service's sign of life."""

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
-from manager import lifecycle
+from manager import events, lifecycle
 from manager.deps import Deps
 from manager.service import ManagerService
 from manager.store.interface import Store
@@ -103,7 +103,7 @@ async def _run_services(
             # Its observer runs here: stored by it, then applied by the manager, directly.
             # As durable as the broker's acknowledgement, and four messages fewer per event.
             await observers.record(user, event)
-            await lifecycle.apply_event(user, event.project_id, event, deps)
+            await events.on_event(user, event.project_id, event, deps)
             return
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
 

@@ -8,7 +8,7 @@ concurrent managers cannot race into duplicates.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from protocol.messages import AppView, ProjectView, ServiceView
@@ -24,10 +24,34 @@ class NewProject:
     observer: ServiceSpec
 
 
-# How far a project's start has got; start steps are idempotent and resume from here.
-STEP_CREATED = 0
-STEP_OBSERVER_RUNNING = 1
-STEP_BUILDER_ANNOUNCED = 2
+@dataclass(frozen=True, slots=True)
+class NewService:
+    """A service to add to a project (``Store.add_services``)."""
+
+    kind: str
+    name: str
+    in_observatory: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a project stands, in one read: what ``manager.pipeline`` needs to carry it on.
+
+    The store keeps the stage's name and whether its services are deployed, and each ended
+    stage's output, without knowing what any stage is. ``stage`` is ``""`` before the first
+    stage is entered (``ready`` False) and after the last one ended (``ready`` True).
+    """
+
+    project_id: str
+    user: str
+    state: ProjectState
+    host: str
+    sla: dict[str, Any]
+    sla_name: str
+    stage: str
+    ready: bool  # the stage's services are deployed and announced
+    outputs: dict[str, Any]  # by stage name: the data of the event that ended it
 
 
 class Store(Protocol):
@@ -54,10 +78,8 @@ class Store(Protocol):
     async def delete_project(self, project_id: str) -> None:
         """Remove a project and everything it created (the observatory stays if still used)."""
 
-    async def add_service(
-        self, project_id: str, kind: str, name: str, in_observatory: bool, config: dict[str, Any]
-    ) -> ServiceSpec:
-        """Create a service of a project, or return the existing one of that name."""
+    async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
+        """Create services of a project at once; one that exists by name is returned as it is."""
 
     async def set_instance_status(self, service_id: str, status: InstanceStatus) -> None:
         """Record the status of a service's instance 0."""
@@ -65,22 +87,25 @@ class Store(Protocol):
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """Change a project's state if the transition is allowed; say whether it changed."""
 
-    async def set_step(self, project_id: str, step: int) -> None:
-        """Record how far a project's start has got."""
+    async def progress(self, project_id: str) -> Progress | None:
+        """Where a project stands (see ``Progress``)."""
 
-    async def deployed(
-        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    async def stage_deployed(
+        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
     ) -> None:
-        """``set_instance_status`` and ``set_step`` at once (one transaction where there are)."""
+        """The services of ``stage`` are deployed with ``statuses`` (by service id): it is ready."""
 
-    async def step(self, project_id: str) -> int:
-        """How far a project's start has got."""
+    async def end_stage(
+        self, project_id: str, stage: str, following: str, output: dict[str, Any]
+    ) -> bool:
+        """End the ready ``stage`` with its ``output`` and go to ``following`` ("" for none).
+
+        Only if the project is in ``stage`` and it is ready; say whether it ended now, so an
+        ending event that arrives twice moves the project on once.
+        """
 
     async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
         """A project's user and state, cheaply (no applications or services)."""
-
-    async def project_sla(self, project_id: str) -> dict[str, Any]:
-        """The SLA a project was started with."""
 
     async def project(self, project_id: str) -> ProjectView | None:
         """One project with its applications and services."""
@@ -101,7 +126,7 @@ class Store(Protocol):
         """Services that should be running; with ``host``, only those of its projects."""
 
     async def unfinished_projects(self, host: str = "") -> list[str]:
-        """Projects of ``host`` (or of no host) whose start did not finish, to resume."""
+        """Projects of ``host`` (or of no host) to carry on: not final, their stage not ready."""
 
     async def answer_for(self, user: str, request_id: str) -> dict[str, Any] | None:
         """The answer already given to a request id, if any (for exactly-once effects)."""

@@ -26,9 +26,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import NewProject
+from manager.store.interface import NewProject, NewService, Progress
 from protocol.messages import AppView, ProjectView, ServiceView
-from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from protocol.states import FINAL, RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from services.kinds import OBSERVER
 from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -208,21 +209,25 @@ class MongoStore:
         await self._apps.delete_one({"_id": observatory, "refs": {"$lte": 0}})
 
     @_translated
-    async def add_service(
-        self, project_id: str, kind: str, name: str, in_observatory: bool, config: dict[str, Any]
-    ) -> ServiceSpec:
-        """See ``Store.add_service``."""
+    async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
+        """See ``Store.add_services``: one after the other (no transactions)."""
         project = await self._projects.find_one({"_id": project_id}, {"user": 1})
         if project is None:
             raise StoreError(f"no project {project_id}")
-        existing = await self._services.find_one({"project_id": project_id, "name": name})
-        if existing is not None:
-            return _spec(existing)
         user = str(project["user"])
-        observatory = await self._take_observatory(user) if in_observatory else None
-        app_id = observatory or project_id
-        spec = ServiceSpec(ids.new_object_id(), name, kind, user, project_id, app_id, config)
-        return await self._insert_service(spec, observatory)
+        made = []
+        for new in services:
+            existing = await self._services.find_one({"project_id": project_id, "name": new.name})
+            if existing is not None:
+                made.append(_spec(existing))
+                continue
+            observatory = await self._take_observatory(user) if new.in_observatory else None
+            app_id = observatory or project_id
+            spec = ServiceSpec(
+                ids.new_object_id(), new.name, new.kind, user, project_id, app_id, new.config
+            )
+            made.append(await self._insert_service(spec, observatory))
+        return made
 
     async def _insert_service(self, spec: ServiceSpec, observatory: str | None) -> ServiceSpec:
         """Insert ``spec``; on a race for its name return the winner, releasing our reference."""
@@ -260,15 +265,31 @@ class MongoStore:
         await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
 
     @_translated
-    async def deployed(
-        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    async def stage_deployed(
+        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
     ) -> None:
-        """See ``Store.deployed``: two updates, the status first.
+        """See ``Store.stage_deployed``: the statuses first, then the stage.
 
-        A crash between them leaves the step behind; the step is then repeated, which is safe.
+        A crash between them leaves the stage not ready; it is then deployed again, which
+        is safe (deploys are idempotent).
         """
-        await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
-        await self._projects.update_one({"_id": project_id}, {"$set": {"step": step}})
+        for service_id, status in statuses.items():
+            await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
+        await self._projects.update_one(
+            {"_id": project_id}, {"$set": {"stage": stage, "stage_ready": True}}
+        )
+
+    @_translated
+    async def end_stage(
+        self, project_id: str, stage: str, following: str, output: dict[str, Any]
+    ) -> bool:
+        """See ``Store.end_stage``; one conditional update, so a repeated event ends it once."""
+        changes = {"stage": following, "stage_ready": not following}
+        changes[f"outputs.{stage}"] = json.dumps(output)
+        result = await self._projects.update_one(
+            {"_id": project_id, "stage": stage, "stage_ready": True}, {"$set": changes}
+        )
+        return result.matched_count == 1
 
     @_translated
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
@@ -279,11 +300,6 @@ class MongoStore:
             {"$set": {"state": state.value, "state_reason": reason, "updated_at": time.time()}},
         )
         return result.matched_count == 1
-
-    @_translated
-    async def set_step(self, project_id: str, step: int) -> None:
-        """See ``Store.set_step``."""
-        await self._projects.update_one({"_id": project_id}, {"$set": {"step": step}})
 
     @_translated
     async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
@@ -302,25 +318,29 @@ class MongoStore:
         return answer
 
     @_translated
-    async def step(self, project_id: str) -> int:
-        """See ``Store.step``."""
-        doc = await self._projects.find_one({"_id": project_id}, {"step": 1})
-        return 0 if doc is None else int(doc["step"])
+    async def progress(self, project_id: str) -> Progress | None:
+        """See ``Store.progress``."""
+        doc = await self._projects.find_one({"_id": project_id})
+        if doc is None:
+            return None
+        outputs = {name: json.loads(text) for name, text in (doc.get("outputs") or {}).items()}
+        return Progress(
+            project_id,
+            str(doc["user"]),
+            ProjectState(doc["state"]),
+            str(doc.get("host") or ""),
+            json.loads(doc["sla"]),
+            str(doc["sla_name"]),
+            str(doc.get("stage", "")),
+            bool(doc.get("stage_ready", doc.get("step", 0) >= 2)),
+            outputs,
+        )
 
     @_translated
     async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
         """See ``Store.owner_and_state``."""
         doc = await self._projects.find_one({"_id": project_id}, {"user": 1, "state": 1})
         return (str(doc["user"]), ProjectState(doc["state"])) if doc else None
-
-    @_translated
-    async def project_sla(self, project_id: str) -> dict[str, Any]:
-        """See ``Store.project_sla``."""
-        doc = await self._projects.find_one({"_id": project_id}, {"sla": 1})
-        if doc is None:
-            raise StoreError(f"no project {project_id}")
-        sla: dict[str, Any] = json.loads(doc["sla"])
-        return sla
 
     @_translated
     async def project_by_request(self, user: str, request_id: str) -> ProjectView | None:
@@ -394,7 +414,11 @@ class MongoStore:
     @_translated
     async def unfinished_projects(self, host: str = "") -> list[str]:
         """See ``Store.unfinished_projects``."""
-        query = {"state": ProjectState.STARTING.value, "host": {"$in": [host, "", None]}}
+        query = {
+            "state": {"$nin": [s.value for s in FINAL]},
+            "stage_ready": {"$ne": True},
+            "host": {"$in": [host, "", None]},
+        }
         docs = await self._projects.find(query, {"_id": 1}).sort("_id", ASCENDING).to_list()
         return [str(d["_id"]) for d in docs]
 
@@ -408,13 +432,14 @@ def _app(app_id: str, name: str, user: str, project_id: str | None, now: float) 
 
 
 def _project(project_id: str, user: str, request_id: str, now: float, **fields: str) -> Doc:
-    start = {"state": ProjectState.STARTING.value, "state_reason": "", "step": 0}
+    start: Doc = {"state": ProjectState.STARTING.value, "state_reason": "", "stage": ""}
+    start |= {"stage_ready": False, "outputs": {}}
     times = {"created_at": now, "updated_at": now}
     return {"_id": project_id, "user": user, "request_id": request_id, **start, **times, **fields}
 
 
 def _observer(user: str, project_id: str, app_id: str, config: dict[str, Any]) -> ServiceSpec:
-    name = ids.observer_name(project_id)
+    name = OBSERVER.name_for(project_id)
     return ServiceSpec(ids.new_object_id(), name, "observer", user, project_id, app_id, config)
 
 

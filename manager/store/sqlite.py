@@ -14,9 +14,10 @@ from typing import Any
 from core import ids
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from manager.store.interface import NewProject
+from manager.store.interface import NewProject, NewService, Progress
 from protocol.messages import AppView, Instance, ProjectView, ServiceView
-from protocol.states import RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from protocol.states import FINAL, RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
+from services.kinds import OBSERVER
 from services.spec import ServiceSpec
 
 SCHEMA = """
@@ -27,8 +28,9 @@ CREATE TABLE IF NOT EXISTS applications (
 CREATE TABLE IF NOT EXISTS projects (
     id TEXT PRIMARY KEY REFERENCES applications(id), user TEXT NOT NULL, name TEXT NOT NULL,
     request_id TEXT NOT NULL, sla TEXT NOT NULL, sla_name TEXT NOT NULL,
-    state TEXT NOT NULL, state_reason TEXT NOT NULL DEFAULT '', step INTEGER NOT NULL DEFAULT 0,
-    host TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL, state_reason TEXT NOT NULL DEFAULT '',
+    stage TEXT NOT NULL DEFAULT '', stage_ready INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT NOT NULL DEFAULT '{}', host TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL, updated_at REAL NOT NULL, UNIQUE (user, request_id));
 CREATE TABLE IF NOT EXISTS services (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
@@ -145,8 +147,8 @@ class SqliteStore:
                 project_id,
                 user,
                 observatory_id,
-                "observer",
-                ids.observer_name(project_id),
+                OBSERVER.name,
+                OBSERVER.name_for(project_id),
                 observer_config,
                 now,
             )
@@ -184,10 +186,8 @@ class SqliteStore:
         )
         return spec
 
-    async def add_service(
-        self, project_id: str, kind: str, name: str, in_observatory: bool, config: dict[str, Any]
-    ) -> ServiceSpec:
-        """See ``Store.add_service``."""
+    async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
+        """See ``Store.add_services``."""
         async with self._tx() as db:
             async with db.execute("SELECT user FROM projects WHERE id=?", (project_id,)) as cur:
                 row = await cur.fetchone()
@@ -195,21 +195,26 @@ class SqliteStore:
                 raise StoreError(f"no project {project_id}")
             user = str(row[0])
             async with db.execute(
-                "SELECT * FROM services WHERE project_id=? AND name=?", (project_id, name)
+                "SELECT id FROM applications WHERE user=? AND name=?", (user, ids.OBSERVATORY)
             ) as cur:
-                existing = await cur.fetchone()
-            if existing is not None:
-                return _spec(existing)
-            app_id = project_id
-            if in_observatory:
+                app = await cur.fetchone()
+            observatory = str(app[0]) if app else project_id
+            made = []
+            for new in services:
                 async with db.execute(
-                    "SELECT id FROM applications WHERE user=? AND name=?", (user, ids.OBSERVATORY)
+                    "SELECT * FROM services WHERE project_id=? AND name=?", (project_id, new.name)
                 ) as cur:
-                    app = await cur.fetchone()
-                app_id = str(app[0]) if app else project_id
-            return await self._insert_service(
-                db, project_id, user, app_id, kind, name, config, time.time()
-            )
+                    existing = await cur.fetchone()
+                if existing is not None:
+                    made.append(_spec(existing))
+                    continue
+                app_id = observatory if new.in_observatory else project_id
+                made.append(
+                    await self._insert_service(
+                        db, project_id, user, app_id, new.kind, new.name, new.config, time.time()
+                    )
+                )
+            return made
 
     async def delete_project(self, project_id: str) -> None:
         """See ``Store.delete_project``."""
@@ -230,13 +235,37 @@ class SqliteStore:
         async with self._tx() as db:
             await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
 
-    async def deployed(
-        self, service_id: str, status: InstanceStatus, project_id: str, step: int
+    async def stage_deployed(
+        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
     ) -> None:
-        """See ``Store.deployed``."""
+        """See ``Store.stage_deployed``."""
         async with self._tx() as db:
-            await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
-            await db.execute("UPDATE projects SET step=? WHERE id=?", (step, project_id))
+            await db.executemany(
+                "UPDATE services SET status=? WHERE id=?",
+                [(status.value, sid) for sid, status in statuses.items()],
+            )
+            await db.execute(
+                "UPDATE projects SET stage=?, stage_ready=1 WHERE id=?", (stage, project_id)
+            )
+
+    async def end_stage(
+        self, project_id: str, stage: str, following: str, output: dict[str, Any]
+    ) -> bool:
+        """See ``Store.end_stage``."""
+        async with self._tx() as db:
+            async with db.execute(
+                "SELECT outputs FROM projects WHERE id=? AND stage=? AND stage_ready=1",
+                (project_id, stage),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return False
+            outputs = {**json.loads(row[0]), stage: output}
+            await db.execute(
+                "UPDATE projects SET stage=?, stage_ready=?, outputs=? WHERE id=?",
+                (following, int(not following), json.dumps(outputs), project_id),
+            )
+            return True
 
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``."""
@@ -267,30 +296,34 @@ class SqliteStore:
         answer: dict[str, Any] | None = json.loads(rows[0][0]) if rows else None
         return answer
 
-    async def set_step(self, project_id: str, step: int) -> None:
-        """See ``Store.set_step``."""
-        async with self._tx() as db:
-            await db.execute("UPDATE projects SET step=? WHERE id=?", (step, project_id))
-
     # ------------------------------------------------------------------ reads
 
-    async def step(self, project_id: str) -> int:
-        """See ``Store.step``."""
-        rows = await self._rows("SELECT step FROM projects WHERE id=?", (project_id,))
-        return int(rows[0][0]) if rows else 0
+    async def progress(self, project_id: str) -> Progress | None:
+        """See ``Store.progress``."""
+        rows = await self._rows(
+            "SELECT user, state, host, sla, sla_name, stage, stage_ready, outputs"
+            " FROM projects WHERE id=?",
+            (project_id,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Progress(
+            project_id,
+            str(r["user"]),
+            ProjectState(r["state"]),
+            str(r["host"]),
+            json.loads(r["sla"]),
+            str(r["sla_name"]),
+            str(r["stage"]),
+            bool(r["stage_ready"]),
+            json.loads(r["outputs"]),
+        )
 
     async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
         """See ``Store.owner_and_state``."""
         rows = await self._rows("SELECT user, state FROM projects WHERE id=?", (project_id,))
         return (str(rows[0][0]), ProjectState(rows[0][1])) if rows else None
-
-    async def project_sla(self, project_id: str) -> dict[str, Any]:
-        """See ``Store.project_sla``."""
-        rows = await self._rows("SELECT sla FROM projects WHERE id=?", (project_id,))
-        if not rows:
-            raise StoreError(f"no project {project_id}")
-        sla: dict[str, Any] = json.loads(rows[0][0])
-        return sla
 
     async def project_by_request(self, user: str, request_id: str) -> ProjectView | None:
         """See ``Store.project_by_request``."""
@@ -366,15 +399,27 @@ class SqliteStore:
 
     async def unfinished_projects(self, host: str = "") -> list[str]:
         """See ``Store.unfinished_projects``."""
+        marks = ",".join("?" * len(FINAL))
         rows = await self._rows(
-            "SELECT id FROM projects WHERE state=? AND host IN (?, '') ORDER BY id",
-            (ProjectState.STARTING.value, host),
+            f"SELECT id FROM projects WHERE stage_ready=0 AND state NOT IN ({marks})"  # noqa: S608
+            " AND host IN (?, '') ORDER BY id",
+            (*(s.value for s in FINAL), host),
         )
         return [str(r[0]) for r in rows]
 
 
 async def _migrate(db: Database) -> None:
     """Bring a database made by an earlier version up to this schema."""
+    async with db.execute("PRAGMA table_info(projects)") as cur:
+        if "stage" not in {row[1] for row in await cur.fetchall()}:
+            # Numbered start steps before: 2 and more meant the (one) stage was deployed.
+            for column in (
+                "stage TEXT NOT NULL DEFAULT ''",
+                "stage_ready INTEGER NOT NULL DEFAULT 0",
+                "outputs TEXT NOT NULL DEFAULT '{}'",
+            ):
+                await db.execute(f"ALTER TABLE projects ADD COLUMN {column}")
+            await db.execute("UPDATE projects SET stage_ready = (step >= 2)")
     async with db.execute("PRAGMA table_info(projects)") as cur:
         if "host" not in {row[1] for row in await cur.fetchall()}:
             await db.execute("ALTER TABLE projects ADD COLUMN host TEXT NOT NULL DEFAULT ''")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.errors import DeployError
-from manager import handlers, lifecycle
+from manager import events, handlers
 from manager.deps import Deps, RefusedError
 from manager.store.sqlite import SqliteStore
 from protocol.events import Event
@@ -157,10 +157,10 @@ async def test_a_failed_builder_deploy_fails_the_project_with_a_reason(deps: Dep
 async def test_state_events_move_the_project_and_illegal_moves_are_ignored(deps: Deps) -> None:
     view = await handlers.create_project("Admin", request(), deps)
     building = Event(project_id=view.id, source="b", text="x", state=ProjectState.BUILDING)
-    await lifecycle.apply_event("Admin", view.id, building, deps)
+    await events.on_event("Admin", view.id, building, deps)
     starting = Event(project_id=view.id, source="b", text="x", state=ProjectState.STARTING)
-    await lifecycle.apply_event("Admin", view.id, starting, deps)
-    await lifecycle.apply_event(
+    await events.on_event("Admin", view.id, starting, deps)
+    await events.on_event(
         "other",
         view.id,
         Event(project_id=view.id, source="b", text="x", state=ProjectState.FAILED),

@@ -21,10 +21,12 @@ from pymongo.errors import DuplicateKeyError
 from broker.server import free_port
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import NewProject, Store
+from manager.store.interface import NewProject, NewService, Store
 from manager.store.mongo import MongoStore
 from manager.store.sqlite import SqliteStore
 from protocol.states import TRANSITIONS, InstanceStatus, ProjectState
+from services.kinds import BUILDER, OBSERVER
+from services.spec import ServiceSpec
 
 SLA: dict[str, Any] = {"customerID": "Admin", "a.b": 1, "$c": [1, 2.5, None], "d": {"e": True}}
 RUNNABLE = {"REQUESTED", "CREATING", "CREATED", "RUNNING"}
@@ -92,13 +94,20 @@ async def test_create_project_makes_observatory_project_app_and_requested_observ
     assert view.created_at == view.updated_at
     assert [(a.name, a.services) for a in view.apps] == [(ids.OBSERVATORY, 1), (view.name, 0)]
     (observer,) = view.services
-    assert (observer.name, observer.kind) == (ids.observer_name(view.id), "observer")
+    assert (observer.name, observer.kind) == (OBSERVER.name_for(view.id), "observer")
     assert (observer.app_name, observer.app_id) == (ids.OBSERVATORY, view.apps[0].id)
     assert observer.instances[0].status is InstanceStatus.REQUESTED
     assert new.observer.id == observer.id
     assert new.observer.config == {"observe": 1}
     assert (new.observer.user, new.observer.project_id) == ("Admin", view.id)
-    assert await store.step(view.id) == 0
+    progress = await store.progress(view.id)
+    assert progress is not None and (progress.stage, progress.ready) == ("", False)
+    assert (progress.user, progress.state, progress.sla, progress.outputs) == (
+        "Admin",
+        ProjectState.STARTING,
+        SLA,
+        {},
+    )
 
 
 @pytest.mark.timeout(60)
@@ -153,26 +162,42 @@ async def test_project_by_request_finds_only_that_users_request(store: Store) ->
     assert await store.project_by_request("alice", "req-99999999") is None
 
 
-async def test_project_sla_returns_the_sla_exactly_and_unknown_projects_raise(
+async def test_progress_returns_the_sla_exactly_and_unknown_projects_have_none(
     store: Store,
 ) -> None:
     new = await new_project(store)
-    assert await store.project_sla(new.project.id) == SLA
-    with pytest.raises(StoreError):
-        await store.project_sla(ids.new_object_id())
+    progress = await store.progress(new.project.id)
+    assert progress is not None and progress.sla == SLA and progress.sla_name == "sla.json"
+    assert await store.progress(ids.new_object_id()) is None
 
 
 # ---------------------------------------------------------------- services
 
 
+async def add_service(
+    store: Store, pid: str, kind: str, name: str, in_observatory: bool, config: dict[str, Any]
+) -> ServiceSpec:
+    (spec,) = await store.add_services(pid, [NewService(kind, name, in_observatory, config)])
+    return spec
+
+
+async def test_add_services_adds_several_at_once_in_order(store: Store) -> None:
+    pid = (await new_project(store)).project.id
+    made = await store.add_services(
+        pid, [NewService("builder", f"b{i}", False, {"i": i}) for i in range(3)]
+    )
+    assert [(s.name, s.config) for s in made] == [(f"b{i}", {"i": i}) for i in range(3)]
+    assert [s.name for s in await store.project_services(pid)][1:] == ["b0", "b1", "b2"]
+
+
 async def test_add_service_is_idempotent_by_name(store: Store) -> None:
     pid = (await new_project(store)).project.id
-    first = await store.add_service(pid, "builder", "builder1", False, {"repo": "a"})
-    again = await store.add_service(pid, "builder", "builder1", False, {"repo": "other"})
+    first = await add_service(store, pid, "builder", "builder1", False, {"repo": "a"})
+    again = await add_service(store, pid, "builder", "builder1", False, {"repo": "other"})
     assert again == first
     assert first.config == {"repo": "a"}
     assert [s.name for s in await store.project_services(pid)] == [
-        ids.observer_name(pid),
+        OBSERVER.name_for(pid),
         "builder1",
     ]
 
@@ -180,8 +205,8 @@ async def test_add_service_is_idempotent_by_name(store: Store) -> None:
 async def test_add_service_goes_to_the_project_app_or_the_observatory(store: Store) -> None:
     new = await new_project(store)
     pid = new.project.id
-    own = await store.add_service(pid, "builder", "b1", False, {})
-    shared = await store.add_service(pid, "observer", "o2", True, {})
+    own = await add_service(store, pid, "builder", "b1", False, {})
+    shared = await add_service(store, pid, "observer", "o2", True, {})
     assert own.app_id == pid
     assert shared.app_id == new.observer.app_id
     assert await observatory_services(store, "Admin") == 2
@@ -189,7 +214,7 @@ async def test_add_service_goes_to_the_project_app_or_the_observatory(store: Sto
 
 async def test_add_service_to_an_unknown_project_raises_store_error(store: Store) -> None:
     with pytest.raises(StoreError):
-        await store.add_service(ids.new_object_id(), "builder", "b", False, {})
+        await add_service(store, ids.new_object_id(), "builder", "b", False, {})
 
 
 async def test_set_instance_status_shows_in_every_view(store: Store) -> None:
@@ -206,7 +231,7 @@ async def test_services_to_run_are_the_runnable_ones_of_everyone_in_id_order(
 ) -> None:
     alice, bob = await new_project(store, "alice"), await new_project(store, "bob")
     for status in InstanceStatus:
-        spec = await store.add_service(alice.project.id, "builder", f"s-{status}", False, {})
+        spec = await add_service(store, alice.project.id, "builder", f"s-{status}", False, {})
         await store.set_instance_status(spec.id, status)
     to_run = await store.services_to_run()
     assert [s.id for s in to_run] == sorted(s.id for s in to_run)
@@ -217,13 +242,13 @@ async def test_services_to_run_are_the_runnable_ones_of_everyone_in_id_order(
 async def test_project_services_are_the_projects_specs_oldest_first(store: Store) -> None:
     new = await new_project(store)
     pid = new.project.id
-    builder = await store.add_service(pid, "builder", ids.builder_name(pid), False, {"r": [1]})
+    builder = await add_service(store, pid, "builder", BUILDER.name_for(pid), False, {"r": [1]})
     await new_project(store)
     assert await store.project_services(pid) == [new.observer, builder]
     assert await store.project_services(ids.new_object_id()) == []
 
 
-# ---------------------------------------------------------------- state and steps
+# ---------------------------------------------------------------- state and stages
 
 
 def reachable_states() -> list[list[ProjectState]]:
@@ -257,32 +282,41 @@ async def test_set_state_follows_transitions_and_refuses_every_other_change(
     assert not await store.set_state(ids.new_object_id(), ProjectState.FAILED, "nobody")
 
 
-async def test_set_step_is_read_back_and_unknown_projects_are_at_step_zero(
+async def test_a_deployed_stage_records_its_statuses_and_is_ready(store: Store) -> None:
+    a, b = await new_project(store), await new_project(store)
+    await store.stage_deployed(a.project.id, "build", {a.observer.id: InstanceStatus.RUNNING})
+    now, other = await store.progress(a.project.id), await store.progress(b.project.id)
+    assert now is not None and other is not None
+    assert (now.stage, now.ready, other.stage, other.ready) == ("build", True, "", False)
+    view, other_view = await store.project(a.project.id), await store.project(b.project.id)
+    assert view is not None and other_view is not None
+    assert [s.instances[0].status for s in view.services] == [InstanceStatus.RUNNING]
+    assert [s.instances[0].status for s in other_view.services] == [InstanceStatus.REQUESTED]
+
+
+async def test_a_stage_ends_once_with_its_output_and_the_last_leaves_nothing_to_do(
     store: Store,
 ) -> None:
-    a, b = await new_project(store), await new_project(store)
-    await store.set_step(a.project.id, 1)
-    assert (await store.step(a.project.id), await store.step(b.project.id)) == (1, 0)
-    await store.set_step(a.project.id, 2)
-    assert await store.step(a.project.id) == 2
-    assert await store.step(ids.new_object_id()) == 0
+    pid = (await new_project(store)).project.id
+    assert not await store.end_stage(pid, "build", "train", {"x": 1})  # not ready yet
+    await store.stage_deployed(pid, "build", {})
+    assert await store.end_stage(pid, "build", "train", {"images": {"a": "b$.c"}})
+    assert not await store.end_stage(pid, "build", "train", {"again": True})
+    now = await store.progress(pid)
+    assert now is not None and (now.stage, now.ready) == ("train", False)
+    await store.stage_deployed(pid, "train", {})
+    assert await store.end_stage(pid, "train", "", {"loss": 0.5})
+    now = await store.progress(pid)
+    assert now is not None and (now.stage, now.ready) == ("", True)
+    assert now.outputs == {"build": {"images": {"a": "b$.c"}}, "train": {"loss": 0.5}}
+    assert pid not in await store.unfinished_projects()
 
 
-async def test_deployed_records_the_status_and_the_step_together(store: Store) -> None:
-    a, b = await new_project(store), await new_project(store)
-    await store.deployed(a.observer.id, InstanceStatus.RUNNING, a.project.id, 1)
-    assert (await store.step(a.project.id), await store.step(b.project.id)) == (1, 0)
-    view, other = await store.project(a.project.id), await store.project(b.project.id)
-    assert view is not None and other is not None
-    assert [s.instances[0].status for s in view.services] == [InstanceStatus.RUNNING]
-    assert [s.instances[0].status for s in other.services] == [InstanceStatus.REQUESTED]
-
-
-async def test_unfinished_projects_are_the_starting_ones_of_everyone_oldest_first(
+async def test_unfinished_projects_are_those_with_a_stage_to_deploy_oldest_first(
     store: Store,
 ) -> None:
     made = [await new_project(store, user) for user in ("alice", "bob", "alice", "carol")]
-    await store.set_state(made[1].project.id, ProjectState.BUILDING, "")
+    await store.stage_deployed(made[1].project.id, "build", {})
     await store.set_state(made[2].project.id, ProjectState.FAILED, "")
     expected = [made[0].project.id, made[3].project.id]
     assert await store.unfinished_projects() == expected
@@ -312,7 +346,7 @@ async def test_projects_lists_the_users_projects_oldest_first_without_details(
 
 async def test_apps_are_in_id_order_with_their_service_counts(store: Store) -> None:
     a, b = await new_project(store), await new_project(store)
-    await store.add_service(b.project.id, "builder", "b1", False, {})
+    await add_service(store, b.project.id, "builder", "b1", False, {})
     await new_project(store, "bob")
     apps = await store.apps("Admin")
     assert [a.id for a in apps] == sorted(a.id for a in apps)
@@ -327,7 +361,7 @@ async def test_services_lists_the_users_services_in_id_order_with_app_names(
     store: Store,
 ) -> None:
     a, b = await new_project(store), await new_project(store)
-    builder = await store.add_service(a.project.id, "builder", "b1", False, {})
+    builder = await add_service(store, a.project.id, "builder", "b1", False, {})
     await new_project(store, "bob")
     listed = await store.services("Admin")
     assert [s.id for s in listed] == [a.observer.id, b.observer.id, builder.id]
@@ -338,7 +372,7 @@ async def test_services_lists_the_users_services_in_id_order_with_app_names(
 async def test_project_view_has_its_own_apps_and_services_oldest_first(store: Store) -> None:
     a = await new_project(store)
     await new_project(store)
-    builder = await store.add_service(a.project.id, "builder", "b1", False, {})
+    builder = await add_service(store, a.project.id, "builder", "b1", False, {})
     view = await store.project(a.project.id)
     assert view is not None
     assert [x.name for x in view.apps] == [ids.OBSERVATORY, a.project.name]
@@ -354,8 +388,8 @@ async def test_delete_project_removes_its_app_and_services_and_keeps_a_used_obse
     store: Store,
 ) -> None:
     a, b = await new_project(store), await new_project(store)
-    await store.add_service(a.project.id, "builder", "b1", False, {})
-    await store.add_service(a.project.id, "observer", "o2", True, {})
+    await add_service(store, a.project.id, "builder", "b1", False, {})
+    await add_service(store, a.project.id, "observer", "o2", True, {})
     await store.delete_project(a.project.id)
     assert await store.project(a.project.id) is None
     assert await store.project_services(a.project.id) == []
