@@ -22,6 +22,7 @@ from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import events, lifecycle
 from manager.deps import Deps
+from manager.pipeline import PIPELINE, Pipeline
 from manager.service import ManagerService
 from manager.store.interface import Store
 from manager.store.sqlite import SqliteStore
@@ -50,10 +51,12 @@ async def run_stack(
     ready: Callable[[StackCard], None] | None = None,
     *,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     """Run broker (unless external), manager and runtime until ``stop`` is set.
 
-    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests).
+    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests);
+    ``pipeline`` the stages projects go through (``manager.pipeline``).
     """
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
@@ -65,7 +68,7 @@ async def run_stack(
         )
         wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport)
+        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, pipeline)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -91,6 +94,7 @@ async def _run_services(
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     store = await open_store(settings)
     local = settings.runtime == "local"
@@ -133,6 +137,7 @@ async def _run_services(
         settings.git_timeout,
         settings.service_deadline,
         host=settings.identifier,
+        pipeline=pipeline,
     )
     manager = ManagerService(
         link, deps, shared_group="flops-managers" if settings.cluster else None
