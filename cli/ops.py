@@ -42,6 +42,7 @@ from protocol.messages import (
     new_request_id,
 )
 from protocol.states import ProjectState
+from services.kinds import OBSERVER
 from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 
@@ -171,7 +172,9 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         entries: list[LogEntry] = []
         state: ProjectState | None = project.state
         if follow:
-            observer = next((s.name for s in project.services if s.kind == "observer"), "observer")
+            observer = next(
+                (s.name for s in project.services if s.kind == OBSERVER.name), OBSERVER.name
+            )
             out.line(
                 f"\nLive log of {project.name} from its observer {observer} "
                 "(Ctrl-C stops following; the project keeps running):"
@@ -198,7 +201,7 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
 
 
 def ended(state: ProjectState | None) -> int:
-    """Exit code for how a project rests: 0 running on (building), 1 failed, 3 stopped."""
+    """Exit code for how a project rests: 0 running on or completed, 1 failed, 3 stopped."""
     if state is ProjectState.FAILED:
         return 1
     return 3 if state is ProjectState.STOPPED else 0
@@ -223,6 +226,8 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
         return (
             f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
         )
+    if state is ProjectState.COMPLETED:
+        return f"\nProject {project.id} COMPLETED: every stage is done."
     return (
         f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
         "the next stage. Follow it with: flops log " + project.id + " --follow"

@@ -440,7 +440,7 @@ def _project(project_id: str, user: str, request_id: str, now: float, **fields: 
 
 def _observer(user: str, project_id: str, app_id: str, config: dict[str, Any]) -> ServiceSpec:
     name = OBSERVER.name_for(project_id)
-    return ServiceSpec(ids.new_object_id(), name, "observer", user, project_id, app_id, config)
+    return ServiceSpec(ids.new_object_id(), name, OBSERVER.name, user, project_id, app_id, config)
 
 
 def _service_doc(spec: ServiceSpec, now: float) -> Doc:
