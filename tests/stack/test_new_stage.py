@@ -21,10 +21,8 @@ from manager.pipeline import Pipeline, Stage, StageInput, Want
 from protocol.events import Event, Facts
 from services.context import ServiceContext
 from services.kinds import KINDS, ServiceKind
-from stack.app import run_stack
-from stack.settings import StackSettings
-from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo
-from tests.integration.conftest import write_local_sla
+from tests.conftest import ROOT, BrokerProcess
+from tests.stack.conftest import stack_in_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -63,33 +61,10 @@ async def toy_stack(
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[dict[str, str]]:
     monkeypatch.setitem(KINDS, TOY.name, TOY)
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    monkeypatch.setenv("FLOPS_CONFIG", str(config))
-    settings = StackSettings.model_validate(
-        {
-            "data_dir": tmp_path / "data",
-            "broker": "external",
-            "broker_port": mosquitto.port,
-            "identifier": f"toy-{tmp_path.name}"[:60],
-        }
-    )
-    write_local_sla(tmp_path / "slas", make_repo(tmp_path / "repos"))
-    env = cli_env(
-        tmp_path,
-        FLOPS_SLA_DIR=str(tmp_path / "slas"),
-        FLOPS_BROKER_HOST="127.0.0.1",
-        FLOPS_BROKER_PORT=str(mosquitto.port),
-    )
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        run_stack(settings, stop, lambda _card: ready.set(), pipeline=TOY_PIPELINE)
-    )
-    async with asyncio.timeout(20):
-        await ready.wait()
-    yield env
-    stop.set()
-    await task
+    async with stack_in_process(
+        tmp_path, mosquitto, monkeypatch, {}, pipeline=TOY_PIPELINE
+    ) as running:
+        yield running.env
 
 
 async def flops(env: dict[str, str], *args: str) -> tuple[int, Any]:
