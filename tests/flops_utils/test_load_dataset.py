@@ -9,7 +9,6 @@ from flops_utils.ml_repo_building_blocks import NoDataError, load_dataset
 from nodedata.assign import assign_tags
 from nodedata.store import write_tag
 
-
 ESCAPE = '[{"tag": "a", "file": "../../etc/passwd", "start": 0, "stop": 1}]'
 
 
