@@ -83,7 +83,7 @@ async def test_the_seed_url_offline_falls_back_to_the_bundled_example_with_a_war
 async def test_an_unreachable_url_without_a_bundled_stand_in_fails(
     tmp_path: Path, offline: None
 ) -> None:
-    with pytest.raises(RepoError, match="cannot reach https://github[.]com/someone/other_repo"):
+    with pytest.raises(RepoError, match=r"cannot reach https://github\.com/someone/other_repo"):
         await resolve_repo("https://github.com/someone/other_repo", tmp_path, git_timeout=10)
     assert not (tmp_path / "repos").exists()
 
