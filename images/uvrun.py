@@ -18,7 +18,8 @@ from core.progress import Notice, Progress, no_progress
 from images.errors import ImageError
 
 MAX_MESSAGE = 3000  # characters of uv's message kept in an error (events hold 4096)
-_QUIET_PREFIXES = (" + ", " - ", " ~ ")  # per-package lines of an install: summarised by uv
+# per-package lines of an install (uv summarises them) and shell hints
+_QUIET_PREFIXES = (" + ", " - ", " ~ ", "Activate with", "Using ", "Creating virtual environment")
 
 
 def uv_binary() -> str:
