@@ -73,6 +73,7 @@ CONDA_ONLY = frozenset(
     ]
 )
 MLFLOW = frozenset({"mlflow", "mlflow-skinny"})
+OURS = frozenset({"flops-utils"})  # FLOps puts its own flops_utils into every image
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 _CONDA = re.compile(r"^(?:[\w.-]+::)?([A-Za-z0-9_][A-Za-z0-9._-]*)\s*(.*)$")
 
@@ -178,7 +179,8 @@ def actor_requirements(
     """The packages of the learner's or aggregator's environment, and notes on changes.
 
     mlflow is left out for learners, and for the aggregator unless tracking keeps it;
-    numpy is added when missing (our worker needs it). mlflow before 3 imports
+    the original's ``flops-utils`` package is left out (ours is in every image and must
+    not be shadowed); numpy is added when missing (our worker needs it). mlflow before 3 imports
     ``pkg_resources``, so a kept mlflow gets ``setuptools<81`` unless setuptools is listed.
     """
     names = {requirement_name(r) for r in spec.requirements}
@@ -187,6 +189,9 @@ def actor_requirements(
     chosen = [r for r in spec.requirements if keep or requirement_name(r) not in MLFLOW]
     if len(chosen) < len(spec.requirements):
         notes.append(f"mlflow left out of the {kind}'s packages")
+    if names & OURS:
+        chosen = [r for r in chosen if requirement_name(r) not in OURS]
+        notes.append("flops-utils left out: FLOps provides its own compatible flops_utils")
     if "numpy" not in names:
         chosen.append("numpy")
         notes.append("numpy added (the FLOps worker needs it)")

@@ -131,6 +131,19 @@ async def test_two_concurrent_builds_of_one_image_build_once(tmp_path: Path) -> 
     assert len(list(store.root.glob("sha256-*"))) == 1
 
 
+@pytest.mark.timeout(300)
+async def test_two_projects_of_one_repository_at_once_build_its_images_once(tmp_path: Path) -> None:
+    snapshot = await resolve_repo(SEED_URL, tmp_path, repo_sources=BUNDLED)
+    store = ImageStore(tmp_path)
+    progress = Recorder()
+    one, two = await asyncio.gather(
+        *(build_actor_images(snapshot, store, registry="r", progress=progress) for _ in range(2))
+    )
+    assert one.learner.digest == two.learner.digest == one.aggregator.digest
+    installs = [t for t in progress.texts() if t.startswith("Installing") and ": Installed " in t]
+    assert len(installs) == 1, installs
+
+
 @pytest.mark.timeout(120)
 async def test_an_unresolvable_dependency_fails_with_the_resolvers_message(tmp_path: Path) -> None:
     store = ImageStore(tmp_path)

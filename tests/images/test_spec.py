@@ -87,6 +87,8 @@ def test_the_learner_never_gets_mlflow_and_everyone_gets_numpy() -> None:
     assert tracked == ["mlflow==2.12.1", "scikit-learn==1.4.2", "numpy", "setuptools<81"]
     pinned, _ = actor_requirements(EnvSpec("r", ("NumPy==1.26.4",)), "learner")
     assert pinned == ["NumPy==1.26.4"]
+    ours, notes = actor_requirements(EnvSpec("r", ("flops_utils==0.2.3", "numpy")), "learner")
+    assert ours == ["numpy"] and any("flops-utils left out" in n for n in notes)
 
 
 @pytest.mark.timeout(10)
