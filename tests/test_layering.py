@@ -12,8 +12,10 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.timeout(30)
 
 # Lowest first; a package may import itself and the packages before it.
-LAYERS = ["core", "protocol", "slas", "mqtt", "broker", "services", "runtimes", "manager"]
-LAYERS += ["stack", "cli"]
+# flops_utils and flops_env run inside the built environments, beside the user's code: they
+# import nothing of ours (tests/flops_env checks they need only the standard library and numpy).
+LAYERS = ["flops_utils", "flops_env", "core", "protocol", "slas", "nodedata", "mlrepos"]
+LAYERS += ["images", "mqtt", "broker", "services", "runtimes", "manager", "stack", "cli"]
 
 
 def imported(path: Path) -> set[str]:
