@@ -13,14 +13,12 @@ import datetime as dt
 import hashlib
 import os
 import secrets
-import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
+from broker.tlsfiles import SERVICE_USER, TlsFiles
 from core.errors import ConfigError
 
 ITERATIONS = 20_000
-SERVICE_USER = "flops-stack"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 ACL = """\
@@ -113,59 +111,6 @@ def _keep_owner(old: Path, new: Path) -> None:
             f"{old} belongs to uid {want.st_uid}, gid {want.st_gid}: change it as that user "
             "or as root, so that it keeps its owner"
         ) from exc
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """The CA, the broker's certificate and the services' client certificate."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    service_cert: Path
-    service_key: Path
-
-    @classmethod
-    def under(cls, folder: Path) -> TlsFiles:
-        """The file names under ``folder``."""
-        return cls(
-            folder / "ca.crt",
-            folder / "server.crt",
-            folder / "server.key",
-            folder / "service.crt",
-            folder / "service.key",
-        )
-
-    def complete(self) -> bool:
-        """Whether all five files exist (then nothing makes new ones)."""
-        return all(
-            p.exists()
-            for p in (
-                self.ca,
-                self.server_cert,
-                self.server_key,
-                self.service_cert,
-                self.service_key,
-            )
-        )
-
-
-def client_context(
-    ca: Path | None, cert: Path | None = None, key: Path | None = None, *, ca_pem: str = ""
-) -> ssl.SSLContext:
-    """A TLS context that verifies the broker, presenting a client certificate if given.
-
-    The CA comes as a file (``ca``) or as the text of its certificate (``ca_pem``).
-    """
-    try:
-        context = ssl.create_default_context(
-            cafile=str(ca) if ca is not None else None, cadata=ca_pem or None
-        )
-        if cert is not None:
-            context.load_cert_chain(str(cert), str(key) if key else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS files ({ca}, {cert}, {key}): {exc}") from exc
-    return context
 
 
 def ensure_certificates(

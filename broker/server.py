@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from broker import lifetime
-from broker.link import BrokerAddress
-from broker.security import TlsFiles
+from broker.tlsfiles import TlsFiles
 from core.errors import BrokerError
+from mqtt.link import BrokerAddress
 
 log = logging.getLogger(__name__)
 

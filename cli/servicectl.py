@@ -10,12 +10,12 @@ import sys
 import click
 
 from core.paths import check_dir
-from stack.settings import ServiceSettings
+from services.settings import ServiceSettings
 
 
 def run_foreground(settings: ServiceSettings) -> int:
     """Run the service; SIGTERM and SIGINT drain it. Print the ready line on stdout."""
-    from stack.service_process import READY, run_service  # noqa: PLC0415 - keep --help fast
+    from services.run import READY, run_service  # noqa: PLC0415 - keep --help fast
 
     check_dir(settings.data_dir)
     logging.basicConfig(

@@ -7,7 +7,14 @@
     ├── RequestTimeoutError     nobody answered a request in time            timeout
     ├── RemoteError             the peer answered with a structured error    the peer's
     ├── StoreError              the state store failed                       internal
-    └── DeployError             the runtime could not deploy or undeploy     deploy_failed
+    ├── DeployError             the runtime could not deploy or undeploy     deploy_failed
+    ├── protocol.codec.MessageError      an inbound payload is not a valid message (its own)
+    ├── protocol.topics.TopicError       a topic string or level is not one of ours
+    ├── manager.deps.RefusedError        the manager will not carry out a request (its own)
+    └── services.builder.service.BuildFailedError   the builder could not do its job
+
+The last four live beside the code that raises them; they are ``FlopsError`` all the same,
+so one ``except FlopsError`` at a boundary catches everything FLOps raises on purpose.
 
 Each has a ``code`` from the same vocabulary as the protocol's error codes
 (docs/protocol.md), which ``--output json`` shows. Third-party errors (paho/aiomqtt,

@@ -1,19 +1,19 @@
-"""What the manager's handlers share: their dependencies, the refusal error, event ids."""
+"""What the manager's handlers share: their dependencies and the refusal error."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from broker.messages import Event
 from core.errors import FlopsError
-from manager.deploy import Runtime
-from manager.store import Store
+from manager.pipeline import PIPELINE, Pipeline
+from manager.store.interface import Store
+from protocol.events import Event
+from runtimes.base import Runtime
 
 MANAGER = "manager"
 
@@ -92,10 +92,6 @@ class Deps:
     git_timeout: float = 30.0
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
+    pipeline: Pipeline = PIPELINE  # the stages every project goes through
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)
-
-
-def stable_event_id(*parts: str) -> str:
-    """A deterministic event id, so a repeated step emits an event the observer de-duplicates."""
-    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()

@@ -19,18 +19,22 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from broker import codec, topics
-from broker.link import Link
-from broker.messages import Event, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
-from manager import lifecycle
-from manager.deploy import Runtime
+from manager import events, lifecycle
 from manager.deps import Deps
+from manager.pipeline import PIPELINE, Pipeline
 from manager.service import ManagerService
-from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec, Store
-from observer.store import LogStore
+from manager.store.interface import Store
+from manager.store.sqlite import SqliteStore
+from mqtt.link import Link
+from mqtt.wiring import Wiring
+from protocol import codec, topics
+from protocol.events import Event
+from protocol.states import ENDED_BADLY, InstanceStatus
+from runtimes.base import Runtime
+from services.observer.store import LogStore
+from services.spec import ServiceSpec
 from stack import secure
 from stack.backends import Backend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
@@ -40,8 +44,6 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
-# Instance statuses that fail the service's project (Oakestra reports DEAD, too).
-ENDED_BADLY = (InstanceStatus.FAILED, InstanceStatus.DEAD)
 
 
 async def run_stack(
@@ -50,10 +52,12 @@ async def run_stack(
     ready: Callable[[StackCard], None] | None = None,
     *,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     """Run broker (unless external), manager and runtime until ``stop`` is set.
 
-    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests).
+    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests);
+    ``pipeline`` the stages projects go through (``manager.pipeline``).
     """
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
@@ -65,7 +69,7 @@ async def run_stack(
         )
         wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport)
+        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, pipeline)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -77,7 +81,7 @@ async def open_store(settings: StackSettings) -> Store:
     if settings.store == "sqlite":
         return await SqliteStore.open(settings.data_dir / "manager.db")
     try:
-        from manager.mongo_store import MongoStore  # noqa: PLC0415 - optional dependency
+        from manager.store.mongo import MongoStore  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ConfigError("store = mongodb needs PyMongo: pip install 'flops-mqtt[mongo]'") from exc
     database = urlsplit(settings.mongo_url).path.strip("/") or "flops"
@@ -86,11 +90,12 @@ async def open_store(settings: StackSettings) -> Store:
 
 async def _run_services(
     settings: StackSettings,
-    wiring: secure.Wiring,
+    wiring: Wiring,
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     store = await open_store(settings)
     local = settings.runtime == "local"
@@ -103,7 +108,7 @@ async def _run_services(
             # Its observer runs here: stored by it, then applied by the manager, directly.
             # As durable as the broker's acknowledgement, and four messages fewer per event.
             await observers.record(user, event)
-            await lifecycle.apply_event(user, event.project_id, event, deps)
+            await events.on_event(user, event.project_id, event, deps)
             return
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
 
@@ -133,6 +138,7 @@ async def _run_services(
         settings.git_timeout,
         settings.service_deadline,
         host=settings.identifier,
+        pipeline=pipeline,
     )
     requests = _requests_link(settings, wiring)
     manager = ManagerService(
@@ -192,7 +198,7 @@ def _background(
 def _announce(
     tasks: asyncio.TaskGroup,
     settings: StackSettings,
-    wiring: secure.Wiring,
+    wiring: Wiring,
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
@@ -223,7 +229,7 @@ def _announce(
         ready(card)
 
 
-def _requests_link(settings: StackSettings, wiring: secure.Wiring) -> Link | None:
+def _requests_link(settings: StackSettings, wiring: Wiring) -> Link | None:
     """A replica's own connection for its share of the requests, in a clean session.
 
     The broker drops a clean session, and its place in the shared subscription, the moment

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from broker.link import make_client
+from mqtt.link import make_client
 from slas import bundled_dir
 from tests.conftest import BrokerProcess, run_cli
 from tests.integration.conftest import Stack

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from broker import topics
-from broker.messages import ListProjects, ProjectList, new_request_id
-from broker.requester import FIRST_RETRY, session
+from mqtt.requester import FIRST_RETRY, session
+from protocol import topics
+from protocol.messages import ListProjects, ProjectList, new_request_id
 from tests.conftest import BrokerProcess, cli_env, make_repo
 from tests.integration.conftest import Stack, start, write_local_sla
 from tests.integration.test_faults import burst, sla_for, wait_for

@@ -13,10 +13,11 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from broker import codec, topics
-from broker.link import BrokerAddress, Credentials, make_client
-from broker.messages import CreateProject
-from broker.security import client_context, ensure_certificates
+from broker.security import ensure_certificates
+from mqtt.link import BrokerAddress, Credentials, make_client
+from mqtt.tls import client_context
+from protocol import codec, topics
+from protocol.messages import CreateProject
 from slas import bundled_dir
 from tests.conftest import cli_env, make_repo, run_cli
 

@@ -18,16 +18,15 @@ from typing import Any
 import httpx
 import pytest
 
-from broker.link import BrokerAddress
 from broker.server import Mosquitto, Secure, free_port
-from manager.oakestra import OakestraRuntime, OakestraSettings
-from manager.store import ServiceSpec
-from stack.app import run_stack
+from mqtt.link import BrokerAddress
+from runtimes.oakestra import OakestraRuntime, OakestraSettings
+from services.run import READY
+from services.spec import ServiceSpec
 from stack.secure import acl_path, ensure_files, passwd_path
-from stack.service_process import READY
 from stack.settings import StackSettings
-from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo, mosquitto_binary
-from tests.integration.conftest import write_local_sla
+from tests.conftest import ROOT, BrokerProcess, mosquitto_binary
+from tests.stack.conftest import stack_in_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,9 +99,6 @@ class Running:
 async def oakestra_stack(
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Running]:
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    monkeypatch.setenv("FLOPS_CONFIG", str(config))
     for name, value in {
         "URL": "http://oakestra.test:10000",
         "USERNAME": "flops",
@@ -112,38 +108,12 @@ async def oakestra_stack(
     }.items():
         monkeypatch.setenv(f"FLOPS_OAKESTRA_{name}", value)
     oak = FakeOakestra()
-    settings = StackSettings.model_validate(
-        {
-            "data_dir": tmp_path / "data",
-            "broker": "external",
-            "broker_port": mosquitto.port,
-            "runtime": "oakestra",
-            "status_poll_interval": 0.1,
-            "identifier": f"oak-{tmp_path.name}"[:60],
-        }
-    )
-    write_local_sla(tmp_path / "slas", make_repo(tmp_path / "repos"))
-    env = cli_env(
-        tmp_path,
-        FLOPS_SLA_DIR=str(tmp_path / "slas"),
-        FLOPS_BROKER_HOST="127.0.0.1",
-        FLOPS_BROKER_PORT=str(mosquitto.port),
-    )
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    task = asyncio.create_task(
-        run_stack(
-            settings,
-            stop,
-            lambda _card: ready.set(),
-            oakestra_transport=httpx.MockTransport(oak.handle),
-        )
-    )
-    async with asyncio.timeout(20):
-        await ready.wait()
-    yield Running(oak, settings, env)
-    stop.set()
-    await task
+    transport = httpx.MockTransport(oak.handle)
+    wanted = {"runtime": "oakestra", "status_poll_interval": 0.1}
+    async with stack_in_process(
+        tmp_path, mosquitto, monkeypatch, wanted, oakestra_transport=transport
+    ) as running:
+        yield Running(oak, running.settings, running.env)
 
 
 async def flops(env: dict[str, str], *args: str) -> Any:
