@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import os
 import secrets
 import ssl
@@ -51,6 +52,31 @@ def check_user_name(name: str) -> str:
     if name == SERVICE_USER:
         raise ConfigError(f"user name {name!r} is reserved for the FLOps services")
     return name
+
+
+def private_name(name: str, secret: bytes | None) -> str:
+    """``name`` with a suffix that only holders of ``secret`` can compute; without one, ``name``.
+
+    Users choose their own client ids, and mosquitto drops the older of two connections
+    with one id, whatever the listener or user (mosquitto 2.0 cannot bind client ids to
+    users): the services' client ids and their shared-subscription group are names no user
+    can know or guess, keyed by the services' private key (docs/security.md).
+    """
+    if secret is None:
+        return name
+    tag = hmac.new(secret, b"flops private name\0" + name.encode(), hashlib.sha256)
+    return f"{name}-{tag.hexdigest()[:32]}"
+
+
+def key_secret(cert: Path | None, key: Path | None) -> bytes | None:
+    """The services' private key (from the file that holds it): the key of ``private_name``."""
+    source = key or cert
+    if source is None:
+        return None
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the services' key {source}: {exc}") from exc
 
 
 class PasswordFile:

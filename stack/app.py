@@ -94,7 +94,9 @@ async def _run_services(
     store = await open_store(settings)
     local = settings.runtime == "local"
     logs = await LogStore.open(settings.data_dir / "observer.db") if local else None
-    link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
+    link = Link(
+        wiring.link_address, wiring.client_id(settings.identifier), credentials=wiring.credentials
+    )
 
     async def emit(user: str, event: Event) -> None:
         observers = backend.observers
@@ -134,7 +136,7 @@ async def _run_services(
         host=settings.identifier,
     )
     manager = ManagerService(
-        link, deps, shared_group="flops-managers" if settings.cluster else None
+        link, deps, shared_group=wiring.client_id("flops-managers") if settings.cluster else None
     )
     try:
         async with asyncio.TaskGroup() as tasks:

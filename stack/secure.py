@@ -9,11 +9,19 @@ second listener with a client certificate. Certificates live in ``<data>/tls``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.link import BrokerAddress, Credentials
-from broker.security import ACL, SERVICE_USER, TlsFiles, client_context, ensure_certificates
+from broker.security import (
+    ACL,
+    SERVICE_USER,
+    TlsFiles,
+    client_context,
+    ensure_certificates,
+    key_secret,
+    private_name,
+)
 from broker.server import Secure, free_port
 from stack.settings import StackSettings
 
@@ -28,6 +36,15 @@ class Wiring:
     ca_file: Path | None = None
     cert_file: Path | None = None  # the services' client certificate, for child processes
     key_file: Path | None = None
+    secret: bytes | None = field(default=None, repr=False)  # the services' private key
+
+    def client_id(self, name: str) -> str:
+        """The MQTT client id (or shared group) of service ``name``: unguessable by users.
+
+        Keyed by the services' private key when they have one (the secure mode, TLS with a
+        client certificate); without it anyone may connect anyway, and ``name`` is used.
+        """
+        return private_name(name, self.secret)
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -78,7 +95,13 @@ def embedded(address: BrokerAddress, secure: Secure | None) -> Wiring:
     link = BrokerAddress(address.host, secure.service_port)
     files = secure.tls
     return Wiring(
-        address, link, Credentials(tls=tls), files.ca, files.service_cert, files.service_key
+        address,
+        link,
+        Credentials(tls=tls),
+        files.ca,
+        files.service_cert,
+        files.service_key,
+        key_secret(files.service_cert, files.service_key),
     )
 
 
@@ -101,4 +124,4 @@ def connect_to(
     if ca is None:
         return Wiring(address, address)
     tls = client_context(ca, cert, key)
-    return Wiring(address, address, Credentials(tls=tls), ca, cert, key)
+    return Wiring(address, address, Credentials(tls=tls), ca, cert, key, key_secret(cert, key))

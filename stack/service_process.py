@@ -33,7 +33,7 @@ CONNECT_TIMEOUT = 15.0
 
 
 def make_link(settings: ServiceSettings) -> Link:
-    """The service's MQTT link; its client id is the service name (a persistent session)."""
+    """The service's MQTT link: a persistent session under its service name made private."""
     wiring = secure.connect_to(
         settings.broker_host,
         settings.broker_port,
@@ -41,7 +41,9 @@ def make_link(settings: ServiceSettings) -> Link:
         settings.cert_file,
         settings.key_file,
     )
-    return Link(wiring.link_address, settings.service.name, credentials=wiring.credentials)
+    return Link(
+        wiring.link_address, wiring.client_id(settings.service.name), credentials=wiring.credentials
+    )
 
 
 async def run_service(
