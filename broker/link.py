@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from broker import codec, topics
 from core.errors import BrokerError
+from core.logs import shown
 
 log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -407,7 +408,7 @@ async def _run(handler: Handler, inbound: Inbound, done: Callable[[], None] | No
     except Exception:
         # A handler bug must not take the connection down; the message is dropped and logged.
         log.exception(
-            "handler %s failed on %s", getattr(handler, "__name__", handler), inbound.topic
+            "handler %s failed on %s", getattr(handler, "__name__", handler), shown(inbound.topic)
         )
         release()
     else:

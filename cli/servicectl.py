@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import signal
 import sys
 
 import click
 
+from core import logs
 from stack.settings import ServiceSettings
 
 
@@ -16,10 +17,14 @@ def run_foreground(settings: ServiceSettings) -> int:
     """Run the service; SIGTERM and SIGINT drain it. Print the ready line on stdout."""
     from stack.service_process import READY, run_service  # noqa: PLC0415 - keep --help fast
 
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {settings.service.name} %(name)s: %(message)s",
+    os.umask(0o077)  # its log database is private to the stack's user
+    log_file = settings.data_dir / "service.log"  # the process runtime's child: it rotates
+    logs.configure(
+        settings.log_level,
+        logs.RotatingStderr(log_file, settings.log_max_bytes, settings.log_backups)
+        if logs.writes_to(log_file)
+        else None,
+        f"%(asctime)s %(levelname)s {settings.service.name} %(name)s: %(message)s",
     )
 
     def ready() -> None:

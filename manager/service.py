@@ -32,6 +32,7 @@ from broker.messages import (
     StopProject,
 )
 from core.errors import FlopsError
+from core.logs import Throttle, shown
 from manager import handlers, lifecycle
 from manager.deploy import Inventory
 from manager.deps import Deps, RefusedError
@@ -59,6 +60,7 @@ class ManagerService:
     def __init__(self, link: Link, deps: Deps, *, shared_group: str | None = None) -> None:
         self._link = link
         self._deps = deps
+        self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         link.route(topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group)
         link.route(topics.ALL_EVENTS, self.on_event)
         link.route(topics.ALL_HEARTBEATS, self.on_heartbeat)
@@ -102,14 +104,20 @@ class ManagerService:
         try:
             topic = inbound.parsed_topic()
         except topics.TopicError as exc:
-            log.warning("dropped: %s", exc)
+            self._malformed.warning("dropped: %s", exc)
             return
         op = Op(topic.arg)
         model, handler = REQUESTS[op]
         try:
             request = inbound.decode(model)
         except codec.MessageError as exc:
-            log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
+            self._malformed.warning(
+                "bad %s request from %s: %s %s",
+                op,
+                topic.user,
+                shown(str(exc)),
+                shown(str(exc.details)),
+            )
             peek = codec.peek_reply_to(inbound.payload)
             if peek is not None:
                 error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
@@ -142,7 +150,7 @@ class ManagerService:
                 request_id=request.request_id, ok=True, result=result.model_dump(mode="json")
             )
         except RefusedError as exc:
-            log.info("%s %s of %s refused: %s", op, request.request_id, user, exc)
+            log.info("%s %s of %s refused: %s", op, request.request_id, user, shown(str(exc)))
             error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
             reply = Reply(request_id=request.request_id, ok=False, error=error)
         except FlopsError as exc:
@@ -169,7 +177,9 @@ class ManagerService:
         try:
             beat = inbound.decode(Heartbeat)
         except codec.MessageError as exc:
-            log.warning("dropped heartbeat on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped heartbeat on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         self._deps.liveness.heard(beat.source)
 
@@ -177,12 +187,16 @@ class ManagerService:
         try:
             topic = topics.reply(user, reply_to)
         except topics.TopicError:
-            log.warning("cannot answer %s: bad reply_to %r", reply.request_id, reply_to)
+            self._malformed.warning(
+                "cannot answer %s: bad reply_to %s", shown(reply.request_id), shown(reply_to)
+            )
             return
         payload = codec.encode(reply)
         if len(payload) > codec.MAX_PAYLOAD:
             log.warning(
-                "answer to %s is %d bytes; sending an error instead", reply.request_id, len(payload)
+                "answer to %s is %d bytes; sending an error instead",
+                shown(reply.request_id),
+                len(payload),
             )
             payload = codec.encode(
                 Reply(

@@ -17,6 +17,7 @@ from broker import codec, topics
 from broker.link import Inbound, Link
 from broker.messages import ErrorBody, Event, LogQuery, Reply
 from core.errors import StoreError
+from core.logs import Throttle, shown
 from observer.store import EntryRow, LogStore
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ObserverHost:
         self._started_id = started_event_id
         self._hosted: dict[str, Hosted] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         link.route(events, self.on_event)
         link.route(queries, self.on_query, concurrent=True)
 
@@ -126,11 +128,13 @@ class ObserverHost:
             topic = inbound.parsed_topic()
             event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError) as exc:
-            log.warning("dropped message on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped message on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         hosted = self._hosted.get(topic.project_id)
         if hosted is None or hosted.user != topic.user or event.project_id != topic.project_id:
-            log.warning(
+            self._malformed.warning(
                 "dropped event for unknown project %s on %s", event.project_id, inbound.topic
             )
             return
@@ -197,7 +201,9 @@ class ObserverHost:
             topic = inbound.parsed_topic()
             query = inbound.decode(LogQuery)
         except (topics.TopicError, codec.MessageError) as exc:
-            log.warning("dropped log query on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped log query on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         reply_topic = topics.reply(topic.user, query.reply_to)
         owner = await self._store.owner(topic.project_id)

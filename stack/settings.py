@@ -44,6 +44,9 @@ class StackSettings(BaseModel):
     reconcile_interval: float = Field(default=5.0, gt=0)
     identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The detached stack's stack.log: renamed to stack.log.1 … at this size, backups kept.
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(default=3, ge=0, le=100)
     # Where observers and builders run: tasks in this process (local), one child process
     # each (process, `flops service run`), or containers on Oakestra ([oakestra] section).
     runtime: Literal["local", "process", "oakestra"] = "local"
@@ -85,6 +88,9 @@ class ServiceSettings(BaseModel):
     heartbeat_interval: float = Field(default=15.0, gt=0)  # an observer's heartbeats
     exit_with_parent: bool = False  # the process runtime's children end with their stack
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The process runtime's service.log: renamed to service.log.1 at this size.
+    log_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_backups: int = Field(default=1, ge=0, le=100)
 
 
 def load_service_settings(
