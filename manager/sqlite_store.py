@@ -325,6 +325,14 @@ class SqliteStore:
         rows = await self._rows("SELECT * FROM projects WHERE user=? ORDER BY id", (user,))
         return [_project_view(r, [], []) for r in rows]
 
+    async def live_projects(self, user: str) -> int:
+        """See ``Store.live_projects``."""
+        rows = await self._rows(
+            "SELECT COUNT(*) FROM projects WHERE user=? AND state NOT IN (?, ?)",
+            (user, ProjectState.FAILED.value, ProjectState.STOPPED.value),
+        )
+        return int(rows[0][0])
+
     async def apps(self, user: str) -> list[AppView]:
         """See ``Store.apps``."""
         return await self._apps(user, None)

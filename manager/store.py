@@ -115,6 +115,9 @@ class Store(Protocol):
     async def projects(self, user: str) -> list[ProjectView]:
         """The user's projects, oldest first (without apps and services)."""
 
+    async def live_projects(self, user: str) -> int:
+        """How many of the user's projects are neither FAILED nor STOPPED (a quota counts them)."""
+
     async def apps(self, user: str) -> list[AppView]:
         """The user's applications."""
 

@@ -25,7 +25,7 @@ from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import lifecycle
 from manager.deploy import Runtime
-from manager.deps import Deps
+from manager.deps import Deps, Quotas
 from manager.service import ManagerService
 from manager.sqlite_store import SqliteStore
 from manager.store import ServiceSpec, Store
@@ -134,6 +134,8 @@ async def _run_services(
         settings.git_timeout,
         settings.service_deadline,
         host=settings.identifier,
+        quotas=Quotas(settings.max_live_projects, settings.max_starts_per_minute),
+        repo_roots=settings.repo_roots(),
     )
     manager = ManagerService(
         link, deps, shared_group=wiring.client_id("flops-managers") if settings.cluster else None

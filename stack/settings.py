@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core import paths
 from core.errors import ConfigError
@@ -52,6 +52,27 @@ class StackSettings(BaseModel):
     runtime: Literal["local", "process", "oakestra"] = "local"
     service_start_timeout: float = Field(default=30.0, gt=0)  # process: until a child is ready
     status_poll_interval: float = Field(default=5.0, gt=0)  # oakestra: seconds between polls
+    # Per user, 0 for no limit: projects neither FAILED nor STOPPED, and starts per minute.
+    max_live_projects: int = Field(default=50, ge=0)
+    max_starts_per_minute: int = Field(default=20, ge=0)
+    # Folders whose git repositories an SLA may name as file:// (env: separated by ':').
+    # Unset: any folder where the broker authenticates nobody, no folder where it does.
+    local_repo_roots: list[Path] | None = None
+
+    @field_validator("local_repo_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        return [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
+
+    def repo_roots(self) -> tuple[Path, ...] | None:
+        """Where ``file://`` repositories may be; ``None``: anywhere.
+
+        Anywhere by default only where users are not told apart anyway (no secure mode and
+        no TLS to an external broker): otherwise a user could probe the stack's files.
+        """
+        if self.local_repo_roots is not None:
+            return tuple(self.local_repo_roots)
+        return () if self.secure or self.ca_file is not None else None
 
 
 TOPIC_LEVEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # broker.topics.check_level

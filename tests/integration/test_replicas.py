@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BrokerProcess, cli_env, make_repo
-from tests.integration.conftest import Stack, start, write_local_sla
+from tests.integration.conftest import UNLIMITED, Stack, start, write_local_sla
 from tests.integration.test_faults import burst, sla_for, wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -42,6 +42,7 @@ def replicas(
             FLOPS_CLUSTER="true",
             FLOPS_IDENTIFIER=name,
             FLOPS_RECONCILE_INTERVAL="0.3",
+            **UNLIMITED,
         )
         stack = Stack(root, env, per_test=True)
         stack.repo = repo  # type: ignore[attr-defined]
