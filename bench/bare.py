@@ -1,4 +1,4 @@
-"""Bare-MQTT baselines: the same client library (aiomqtt via ``broker.link.make_client``),
+"""Bare-MQTT baselines: the same client library (aiomqtt via ``mqtt.link.make_client``),
 the same broker, no FLOps code in the path.
 
 An "echo responder" stands in for the manager: it answers each request by publishing the
@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator
 
 import aiomqtt
 
-from broker.link import BrokerAddress
-from broker.link import make_client as _make_client
+from mqtt.link import BrokerAddress
+from mqtt.link import make_client as _make_client
 
 BASE = "bench/v1/users/bench"
 
 
 def make_client(address: BrokerAddress, identifier: str, *, persistent: bool) -> aiomqtt.Client:
-    """``broker.link.make_client``, without aiomqtt's warning per publish past 10 in flight."""
+    """``mqtt.link.make_client``, without aiomqtt's warning per publish past 10 in flight."""
     client = _make_client(address, identifier, persistent=persistent)
     client.pending_calls_threshold = 1 << 30
     return client

@@ -15,10 +15,10 @@ import time
 
 from bench import bare, starts
 from bench.harness import FLOPS, USER, Mode, Row, Stack, ms, percentile
-from broker import codec, topics
-from broker.link import BrokerAddress, make_client
-from broker.messages import Event
-from broker.requester import session
+from mqtt.link import BrokerAddress, make_client
+from mqtt.requester import session
+from protocol import codec, topics
+from protocol.events import Event
 
 SCENARIO = "event to follower"
 GAP = 0.01  # between events, so each one travels alone

@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from broker.link import BrokerAddress
-from broker.server import find_mosquitto, free_port, mosquitto_config
+from broker.process import MosquittoProcess, mosquitto_binary
 from slas import bundled_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +31,7 @@ PYTHON = sys.executable
 FLOPS = str(Path(sys.executable).parent / "flops")  # the installed entry point
 USER = "BenchUser"
 SLA_NAME = "bench_sla.json"
+Broker = MosquittoProcess  # the scenarios' name for it
 
 
 @dataclass
@@ -109,70 +108,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def mosquitto_binary() -> str:
-    """The mosquitto binary, or an error that says how to install it."""
-    found = find_mosquitto()
-    if found is None:
-        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
-    return found
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    """Wait until something accepts connections on ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            time.sleep(0.02)
-        else:
-            return
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-@dataclass
-class Broker:
-    """A mosquitto process with the production configuration; restartable on its port.
-
-    The tests start theirs with this class too (``tests.conftest.BrokerProcess``).
-    """
-
-    state_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def address(self) -> BrokerAddress:
-        """Where it listens."""
-        return BrokerAddress("127.0.0.1", self.port)
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        if self.proc is None:
-            raise RuntimeError("mosquitto is not started")
-        return self.proc.pid
-
-    def start(self) -> Broker:
-        """Start mosquitto and wait until it listens."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        conf = self.state_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.port, self.state_dir))
-        self.proc = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        """Terminate mosquitto and wait for it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(30)
 
 
 @dataclass

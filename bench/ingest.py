@@ -19,10 +19,10 @@ import uuid
 
 from bench import bare, starts
 from bench.harness import USER, Mode, Row, Stack
-from broker import codec, topics
-from broker.link import BrokerAddress
-from broker.messages import Event
-from broker.requester import session
+from mqtt.link import BrokerAddress
+from mqtt.requester import session
+from protocol import codec, topics
+from protocol.events import Event
 
 SCENARIO = "observer ingest"
 PUBLISHERS, WINDOW = 4, 100

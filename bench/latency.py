@@ -11,8 +11,8 @@ import asyncio
 
 from bench import bare, starts
 from bench.harness import USER, Mode, Row, Stack, ms, percentile
-from broker.link import BrokerAddress
-from broker.requester import session
+from mqtt.link import BrokerAddress
+from mqtt.requester import session
 
 SCENARIO = "start latency"
 

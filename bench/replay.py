@@ -1,7 +1,7 @@
 """Log replay: read a long observer log from the start, and fetch its last 100 entries.
 
-Both go through the CLI's own code (``cli.follow.read_log`` on a ``Session``, pages of
-``cli.follow.PAGE`` entries) in this process, on a connected session; the installed
+Both go through the CLI's own code (``mqtt.follow.read_log`` on a ``Session``, pages of
+``mqtt.follow.PAGE`` entries) in this process, on a connected session; the installed
 ``flops log ID`` printing the whole log is timed too, as a whole process. No baseline: the
 issue sets absolute targets.
 """
@@ -13,9 +13,9 @@ import subprocess
 import time
 
 from bench.harness import FLOPS, USER, Mode, Row, Stack, median, ms, percentile
-from broker.messages import LogEntry
-from broker.requester import session
-from cli.follow import read_log
+from mqtt.follow import read_log
+from mqtt.requester import session
+from protocol.events import LogEntry
 
 SCENARIO = "log replay"
 

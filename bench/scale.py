@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from bench import starts
 from bench.harness import USER, Mode, Row, Stack, ms, percentile
 from bench.throughput import settle
-from broker.requester import session
+from mqtt.requester import session
 
 SCENARIO = "scale"
 FILLERS = 10  # concurrent clients while filling

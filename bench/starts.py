@@ -1,4 +1,4 @@
-"""Project starts through the CLI's own request code (``broker.requester.Session``)."""
+"""Project starts through the CLI's own request code (``mqtt.requester.Session``)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.harness import SLA_NAME, USER
-from broker import codec, topics
-from broker.link import BrokerAddress
-from broker.messages import CreateProject, ProjectView, new_request_id
-from broker.requester import Session, session
 from core.errors import FlopsError
+from mqtt.link import BrokerAddress
+from mqtt.requester import Session, session
+from protocol import codec, topics
+from protocol.messages import CreateProject, ProjectView, new_request_id
 
 TOPIC = topics.request(USER, topics.Op.CREATE_PROJECT)
 

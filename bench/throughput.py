@@ -1,6 +1,6 @@
 """Project start throughput: many concurrent clients, nothing lost, nothing doubled.
 
-Each client is a ``broker.requester.Session`` (the CLI's request code) with one start in
+Each client is a ``mqtt.requester.Session`` (the CLI's request code) with one start in
 flight at a time. Baseline: bare request/response per second with as many concurrent
 aiomqtt askers against an echo responder. After the burst the stack's own database is the
 ground truth: one project per request id, each the one answered, and every project is

@@ -6,15 +6,13 @@ import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-if TYPE_CHECKING:
-    from broker.security import TlsFiles
+from broker.tlsfiles import SERVICE_USER, TlsFiles
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -80,8 +78,6 @@ def write_all(files: TlsFiles, hosts: tuple[str, ...], life: dt.timedelta) -> No
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    from broker.security import SERVICE_USER  # noqa: PLC0415
-
     service_key = ec.generate_private_key(ec.SECP256R1())
     service = (
         _builder(SERVICE_USER, ca.subject, service_key, life)

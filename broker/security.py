@@ -11,17 +11,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import hmac
 import os
 import secrets
-import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
+from broker.tlsfiles import SERVICE_USER, TlsFiles
 from core.errors import ConfigError
 
 ITERATIONS = 20_000
-SERVICE_USER = "flops-stack"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 ACL = """\
@@ -52,31 +49,6 @@ def check_user_name(name: str) -> str:
     if name == SERVICE_USER:
         raise ConfigError(f"user name {name!r} is reserved for the FLOps services")
     return name
-
-
-def private_name(name: str, secret: bytes | None) -> str:
-    """``name`` with a suffix that only holders of ``secret`` can compute; without one, ``name``.
-
-    Users choose their own client ids, and mosquitto drops the older of two connections
-    with one id, whatever the listener or user (mosquitto 2.0 cannot bind client ids to
-    users): the services' client ids and their shared-subscription group are names no user
-    can know or guess, keyed by the services' private key (docs/security.md).
-    """
-    if secret is None:
-        return name
-    tag = hmac.new(secret, b"flops private name\0" + name.encode(), hashlib.sha256)
-    return f"{name}-{tag.hexdigest()[:32]}"
-
-
-def key_secret(cert: Path | None, key: Path | None) -> bytes | None:
-    """The services' private key (from the file that holds it): the key of ``private_name``."""
-    source = key or cert
-    if source is None:
-        return None
-    try:
-        return source.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the services' key {source}: {exc}") from exc
 
 
 class PasswordFile:
@@ -139,52 +111,6 @@ def _keep_owner(old: Path, new: Path) -> None:
             f"{old} belongs to uid {want.st_uid}, gid {want.st_gid}: change it as that user "
             "or as root, so that it keeps its owner"
         ) from exc
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """The CA, the broker's certificate and the services' client certificate."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    service_cert: Path
-    service_key: Path
-
-    @classmethod
-    def under(cls, folder: Path) -> TlsFiles:
-        """The file names under ``folder``."""
-        return cls(
-            folder / "ca.crt",
-            folder / "server.crt",
-            folder / "server.key",
-            folder / "service.crt",
-            folder / "service.key",
-        )
-
-    def complete(self) -> bool:
-        """Whether all five files exist (then nothing makes new ones)."""
-        return all(
-            p.exists()
-            for p in (
-                self.ca,
-                self.server_cert,
-                self.server_key,
-                self.service_cert,
-                self.service_key,
-            )
-        )
-
-
-def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    """A TLS context that verifies the broker against ``ca`` (and presents a client cert)."""
-    try:
-        context = ssl.create_default_context(cafile=str(ca))
-        if cert is not None:
-            context.load_cert_chain(str(cert), str(key) if key else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS files ({ca}, {cert}, {key}): {exc}") from exc
-    return context
 
 
 def ensure_certificates(

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from broker.link import BrokerAddress
-from broker.security import TlsFiles
+from broker.tlsfiles import TlsFiles
 from core.errors import BrokerError
+from mqtt.link import BrokerAddress
 
 log = logging.getLogger(__name__)
 

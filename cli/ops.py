@@ -15,9 +15,17 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
-from broker import topics
-from broker.link import BrokerAddress, Credentials
-from broker.messages import (
+from cli import render
+from cli.settings import CliSettings
+from core.errors import BrokerError, RequestTimeoutError
+from core.paths import shorten_home
+from mqtt.follow import read_log
+from mqtt.link import BrokerAddress, Credentials
+from mqtt.requester import Session, session
+from mqtt.tls import client_context
+from protocol import topics
+from protocol.events import LogEntry
+from protocol.messages import (
     AppList,
     CreateProject,
     Deleted,
@@ -25,9 +33,7 @@ from broker.messages import (
     ListApps,
     ListProjects,
     ListServices,
-    LogEntry,
     ProjectList,
-    ProjectState,
     ProjectView,
     Request,
     ServiceList,
@@ -35,13 +41,8 @@ from broker.messages import (
     StopProject,
     new_request_id,
 )
-from broker.requester import Session, session
-from broker.security import client_context
-from cli import render
-from cli.follow import read_log
-from cli.settings import CliSettings
-from core.errors import BrokerError, RequestTimeoutError
-from core.paths import shorten_home
+from protocol.states import ProjectState
+from services.kinds import OBSERVER
 from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 
@@ -171,7 +172,9 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         entries: list[LogEntry] = []
         state: ProjectState | None = project.state
         if follow:
-            observer = next((s.name for s in project.services if s.kind == "observer"), "observer")
+            observer = next(
+                (s.name for s in project.services if s.kind == OBSERVER.name), OBSERVER.name
+            )
             out.line(
                 f"\nLive log of {project.name} from its observer {observer} "
                 "(Ctrl-C stops following; the project keeps running):"
@@ -198,7 +201,7 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
 
 
 def ended(state: ProjectState | None) -> int:
-    """Exit code for how a project rests: 0 running on (building), 1 failed, 3 stopped."""
+    """Exit code for how a project rests: 0 running on or completed, 1 failed, 3 stopped."""
     if state is ProjectState.FAILED:
         return 1
     return 3 if state is ProjectState.STOPPED else 0
@@ -223,6 +226,8 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
         return (
             f"\nProject {project.id} FAILED (see the log above). Details: flops status {project.id}"
         )
+    if state is ProjectState.COMPLETED:
+        return f"\nProject {project.id} COMPLETED: every stage is done."
     return (
         f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
         "the next stage. Follow it with: flops log " + project.id + " --follow"

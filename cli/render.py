@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from broker.messages import AppView, Level, LogEntry, ProjectView, ServiceView
+from protocol.events import Level, LogEntry
+from protocol.messages import AppView, ProjectView, ServiceView
 
 FORMAT = "rounded_grid"
 

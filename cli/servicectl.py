@@ -10,12 +10,12 @@ import sys
 import click
 
 from core import logs
-from stack.settings import ServiceSettings
+from services.settings import ServiceSettings
 
 
 def run_foreground(settings: ServiceSettings) -> int:
     """Run the service; SIGTERM and SIGINT drain it. Print the ready line on stdout."""
-    from stack.service_process import READY, run_service  # noqa: PLC0415 - keep --help fast
+    from services.run import READY, run_service  # noqa: PLC0415 - keep --help fast
 
     os.umask(0o077)  # its log database is private to the stack's user
     log_file = settings.data_dir / "service.log"  # the process runtime's child: it rotates

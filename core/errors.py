@@ -7,7 +7,14 @@
     ├── RequestTimeoutError     nobody answered a request in time
     ├── RemoteError             the peer answered with a structured error
     ├── StoreError              the state store failed
-    └── DeployError             the runtime could not deploy or undeploy a service
+    ├── DeployError             the runtime could not deploy or undeploy a service
+    ├── protocol.codec.MessageError      an inbound payload is not a valid message
+    ├── protocol.topics.TopicError       a topic string or level is not one of ours
+    ├── manager.deps.RefusedError        the manager will not carry out a request
+    └── services.builder.service.BuildFailedError   the builder could not do its job
+
+The last four live beside the code that raises them; they are ``FlopsError`` all the same,
+so one ``except FlopsError`` at a boundary catches everything FLOps raises on purpose.
 
 Third-party errors (paho/aiomqtt, sqlite, subprocess) are translated into these at the
 boundary where they occur; only ``cli`` turns them into exit codes and text.

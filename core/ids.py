@@ -2,7 +2,8 @@
 
 Ids are 24 hex characters in MongoDB ObjectId form (4-byte seconds, 5 random bytes fixed
 per process, 3-byte counter), so ids made in one burst are consecutive. Short names are a
-prefix plus the first six bytes of an MD5 digest: ``observ`` + md5(project id).
+prefix plus the first six bytes of an MD5 digest: ``observ`` + md5(project id) (the
+prefixes are in ``services.kinds``).
 """
 
 from __future__ import annotations
@@ -27,16 +28,6 @@ def new_object_id(now: float | None = None) -> str:
 def short_hash(text: str) -> str:
     """The 12-hex-character name suffix of the original: ``md5(text).digest()[:6].hex()``."""
     return hashlib.md5(text.encode(), usedforsecurity=False).digest()[:6].hex()
-
-
-def observer_name(project_id: str) -> str:
-    """Name of the project's observer service, e.g. ``observ8266202cd6db``."""
-    return "observ" + short_hash(project_id)
-
-
-def builder_name(project_id: str) -> str:
-    """Name of the project's builder service, e.g. ``builder8266202cd6db``."""
-    return "builder" + short_hash(project_id)
 
 
 def project_app_name(request_id: str) -> str:

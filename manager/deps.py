@@ -1,9 +1,8 @@
-"""What the manager's handlers share: their dependencies, the refusal error, event ids."""
+"""What the manager's handlers share: their dependencies and the refusal error."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,10 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.messages import Event
 from core.errors import FlopsError
-from manager.deploy import Runtime
-from manager.store import Store
+from manager.pipeline import PIPELINE, Pipeline
+from manager.store.interface import Store
+from protocol.events import Event
+from runtimes.base import Runtime
 
 MANAGER = "manager"
 
@@ -89,7 +89,7 @@ QUOTA_WINDOW = 60.0  # seconds: max_starts_per_minute counts the starts in this 
 class Quotas:
     """Per-user limits on project starts; 0 means no limit (the stack's settings set them).
 
-    ``max_live``: projects neither FAILED nor STOPPED (counted in the store, so every
+    ``max_live``: projects not in a final state (counted in the store, so every
     replica sees them); ``max_per_minute``: projects this manager made in the last minute.
     """
 
@@ -147,13 +147,9 @@ class Deps:
     git_timeout: float = 30.0
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
+    pipeline: Pipeline = PIPELINE  # the stages every project goes through
     quotas: Quotas = field(default_factory=Quotas)
     # Folders whose git repositories an SLA may name as file://; None: any folder.
     repo_roots: tuple[Path, ...] | None = None
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)
-
-
-def stable_event_id(*parts: str) -> str:
-    """A deterministic event id, so a repeated step emits an event the observer de-duplicates."""
-    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()

@@ -1,8 +1,9 @@
-"""The manager's decisions on project start and queries, as plain async functions.
+"""The manager's decisions on project start, its stages, and queries, as async functions.
 
 They take typed messages and their dependencies as arguments and know nothing of MQTT,
-so tests call them without a broker. Stop, delete, failure and the watchdog are in
-``manager.lifecycle``.
+so tests call them without a broker. ``advance`` carries a project through the stages of
+``manager.pipeline``; stop, delete, failure and the watchdog are in ``manager.lifecycle``;
+events come in through ``manager.events``.
 """
 
 from __future__ import annotations
@@ -11,29 +12,31 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from broker.messages import (
+from core.errors import DeployError, SLAError, StoreError
+from core.logs import shown
+from manager.deps import MANAGER, Deps, RefusedError
+from manager.lifecycle import fail, own_project, set_state, undeploy
+from manager.pipeline import Settings, Stage, StageInput
+from manager.store.interface import NewService, Progress
+from protocol.events import Event, event_id
+from protocol.messages import (
     LIST_LIMIT,
     AppList,
     CreateProject,
-    Event,
-    InstanceStatus,
     ListApps,
     ListProjects,
     ListServices,
     ProjectList,
-    ProjectState,
     ProjectView,
     ServiceList,
     ShowProject,
 )
-from core import ids
-from core.errors import DeployError, SLAError, StoreError
-from core.logs import shown
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
-from manager.lifecycle import fail, own_project
-from manager.store import STEP_BUILDER_ANNOUNCED, STEP_OBSERVER_RUNNING, ServiceSpec
+from protocol.states import InstanceStatus, ProjectState
+from services.kinds import kind_of
+from services.spec import ServiceSpec
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
@@ -150,13 +153,18 @@ def mine(view: ProjectView, deps: Deps) -> bool:
 
 
 async def _ensure_observer(project_id: str, deps: Deps) -> None:
-    if await deps.store.step(project_id) >= STEP_OBSERVER_RUNNING:
+    """Deploy the project's observer if a crash left it undeployed (still REQUESTED)."""
+    view = await deps.store.project(project_id)
+    waiting = {
+        s.id
+        for s in (view.services if view is not None else [])
+        if kind_of(s.kind).entry is None and s.instances[0].status is InstanceStatus.REQUESTED
+    }
+    if not waiting:
         return
-    observers = [s for s in await deps.store.project_services(project_id) if s.kind == "observer"]
-    for spec in observers:
-        await _deploy_observer(project_id, spec, deps)
-    if not observers:
-        await deps.store.set_step(project_id, STEP_OBSERVER_RUNNING)
+    for spec in await deps.store.project_services(project_id):
+        if spec.id in waiting:
+            await _deploy_observer(project_id, spec, deps)
 
 
 async def _deploy_observer(project_id: str, spec: ServiceSpec, deps: Deps) -> InstanceStatus:
@@ -168,63 +176,92 @@ async def _deploy_observer(project_id: str, spec: ServiceSpec, deps: Deps) -> In
         raise RefusedError(
             "deploy_failed", f"the observer service could not be deployed: {exc}"
         ) from exc
-    await deps.store.deployed(spec.id, status, project_id, STEP_OBSERVER_RUNNING)
+    await deps.store.set_instance_status(spec.id, status)
     return status
 
 
 async def advance(project_id: str, deps: Deps, known: ProjectView | None = None) -> None:
-    """Carry a project's start on from where it stands; every step is safe to repeat.
+    """Carry a project on from where it stands: enter its stage if it is not deployed yet.
 
-    ``known`` is the project's view as just answered: only its state is read again.
+    Every step is safe to repeat. ``known`` is the project's view as just answered (its
+    observer was deployed a moment ago); without it, the observer is made sure of first.
     """
     async with deps.locks.hold(project_id):
-        if known is None:
-            view = await deps.store.project(project_id)
-            state = view.state if view is not None else None
-        else:
-            view, head = known, await deps.store.owner_and_state(project_id)
-            state = head[1] if head is not None else None
-        if view is None or state is not ProjectState.STARTING or not mine(view, deps):
+        observed = known is not None
+        while True:
+            now = await deps.store.progress(project_id)
+            if now is None or now.state.final or now.ready or now.host not in ("", deps.host):
+                return
+            if not observed:
+                await _ensure_observer(project_id, deps)
+                observed = True
+            stage = deps.pipeline.stage(now.stage)
+            given = stage_input(now, deps)
+            if stage.enters(given):
+                await enter(now, stage, given, deps)
+                return
+            await deps.store.stage_deployed(project_id, stage.name, {})  # skipped: no services
+            await end_stage(now, stage, {}, deps)
+
+
+def stage_input(now: Progress, deps: Deps) -> StageInput:
+    """What a stage decides from."""
+    sla = parse_sla(now.sla, now.sla_name or now.project_id)
+    settings = Settings(deps.registry, deps.git_timeout, deps.service_deadline / 4)
+    return StageInput(now.project_id, now.user, sla, now.outputs, settings)
+
+
+async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> None:
+    """Deploy the stage's services and announce each; a failed deploy fails the project."""
+    wants = stage.services(given)
+    new = [
+        NewService(
+            w.kind.name,
+            w.kind.name_for(now.project_id, w.index),
+            w.kind.in_observatory,
+            w.config.model_dump(mode="json"),
+        )
+        for w in wants
+    ]
+    statuses: dict[str, InstanceStatus] = {}
+    for want, spec in zip(wants, await deps.store.add_services(now.project_id, new), strict=True):
+        if want.kind.watched:
+            deps.liveness.deploy(spec.name)
+        try:
+            statuses[spec.id] = await deps.runtime.deploy(spec)
+        except DeployError as exc:
+            deps.liveness.forget(spec.name)
+            reason = f"the {want.kind.name} service could not be deployed: {exc}"
+            await fail(now.project_id, now.user, reason, deps)
             return
-        step = await deps.store.step(project_id)
-        if step < STEP_OBSERVER_RUNNING:
-            await _ensure_observer(project_id, deps)
-        if step < STEP_BUILDER_ANNOUNCED:
-            await _start_builder(view, deps)
+        # Emitted before anything else awaits, so it goes out ahead of the service's events.
+        await deps.emit(
+            now.user,
+            Event(
+                event_id=event_id(spec.id, "deployed"),
+                project_id=now.project_id,
+                source=MANAGER,
+                text=f"New {want.kind.label} service created & deployed",
+            ),
+        )
+    if stage.state is not None:
+        await set_state(now.project_id, now.user, stage.state, f"stage {stage.name}", deps)
+    await deps.store.stage_deployed(now.project_id, stage.name, statuses)
 
 
-async def _start_builder(view: ProjectView, deps: Deps) -> None:
-    sla = parse_sla(await deps.store.project_sla(view.id), view.sla_name or view.id)
-    builder = await deps.store.add_service(
-        view.id,
-        "builder",
-        ids.builder_name(view.id),
-        in_observatory=False,
-        config={
-            "repo_url": sla.ml_repo_url,
-            "registry": deps.registry,
-            "git_timeout": deps.git_timeout,
-            "heartbeat_interval": deps.service_deadline / 4,
-        },
-    )
-    deps.liveness.deploy(builder.name)
-    try:
-        status = await deps.runtime.deploy(builder)
-    except DeployError as exc:
-        deps.liveness.forget(builder.name)
-        await fail(view, f"the builder service could not be deployed: {exc}", deps)
-        return
-    # Emitted before anything else awaits, so it goes out ahead of the builder's own events.
-    await deps.emit(
-        view.user,
-        Event(
-            event_id=stable_event_id(builder.id, "deployed"),
-            project_id=view.id,
-            source=MANAGER,
-            text="New Builder service created & deployed",
-        ),
-    )
-    await deps.store.deployed(builder.id, status, view.id, STEP_BUILDER_ANNOUNCED)
+async def end_stage(now: Progress, stage: Stage, output: dict[str, Any], deps: Deps) -> bool:
+    """End ``stage`` with ``output``; stop what it says; say whether another stage follows.
+
+    After the last stage the project is COMPLETED. The caller holds the project's lock.
+    """
+    if not await deps.store.end_stage(now.project_id, stage.name, stage.next or "", output):
+        return False
+    for spec in await deps.store.services_to_run(deps.host):
+        if spec.project_id == now.project_id and spec.kind in stage.undeploys:
+            await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+    if stage.next is None:
+        await set_state(now.project_id, now.user, ProjectState.COMPLETED, "completed", deps)
+    return stage.next is not None
 
 
 async def list_projects(user: str, _req: ListProjects, deps: Deps) -> ProjectList:

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
-from broker.messages import (
-    Deleted,
-    DeleteProject,
-    Event,
-    InstanceStatus,
-    Level,
-    ProjectState,
-    ProjectView,
-    StopProject,
-)
-from manager.deps import MANAGER, Deps, RefusedError, stable_event_id
-from manager.store import ServiceSpec
+from manager.deps import MANAGER, Deps, RefusedError
+from protocol.events import Event, Level, event_id
+from protocol.messages import Deleted, DeleteProject, ProjectView, StopProject
+from protocol.states import InstanceStatus, ProjectState
+from services.kinds import KINDS, ServiceKind
+from services.spec import ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +28,72 @@ async def own_project(user: str, project_id: str, deps: Deps) -> ProjectView:
     return view
 
 
-async def _undeploy(spec: ServiceSpec, deps: Deps, status: InstanceStatus, purge: bool) -> None:
+async def undeploy(spec: ServiceSpec, deps: Deps, status: InstanceStatus, purge: bool) -> None:
+    """Stop a service, forget its deadline, and record its status (unless purged)."""
     deps.liveness.forget(spec.name)
     await deps.runtime.undeploy(spec, purge=purge)
     if not purge:
         await deps.store.set_instance_status(spec.id, status)
 
 
+def _kind(spec: ServiceSpec) -> ServiceKind[Any] | None:
+    return KINDS.get(spec.kind)
+
+
 async def _project_services(project_id: str, deps: Deps) -> list[ServiceSpec]:
-    return [s for s in await deps.store.project_services(project_id) if s.kind != "observer"]
+    """The services of the project's own application (not its observer in the observatory)."""
+    return [
+        s
+        for s in await deps.store.project_services(project_id)
+        if (kind := _kind(s)) is None or not kind.in_observatory
+    ]
+
+
+async def set_state(
+    project_id: str, user: str, state: ProjectState, reason: str, deps: Deps
+) -> bool:
+    """Put the project in ``state`` (if allowed) and tell its log; say whether it changed."""
+    if not await deps.store.set_state(project_id, state, reason):
+        return False
+    await deps.emit(
+        user,
+        Event(
+            event_id=event_id(project_id, state.value.lower()),
+            project_id=project_id,
+            source=MANAGER,
+            level=Level.ERROR if state is ProjectState.FAILED else Level.INFO,
+            text=STATE_TEXT.get(state, "Project is {state}: {reason}").format(
+                state=state.value, reason=reason
+            ),
+            state=state,
+        ),
+    )
+    return True
+
+
+STATE_TEXT = {
+    ProjectState.FAILED: "Project failed: {reason}",
+    ProjectState.STOPPED: "Project {reason}; its services are undeployed",
+    ProjectState.COMPLETED: "Project completed: every stage is done",
+}
 
 
 async def fail(
-    view: ProjectView, reason: str, deps: Deps, culprit: ServiceSpec | None = None
+    project_id: str, user: str, reason: str, deps: Deps, culprit: ServiceSpec | None = None
 ) -> None:
     """Mark a project failed, stop its project services, and tell its observer why."""
-    if not await deps.store.set_state(view.id, ProjectState.FAILED, reason):
+    if not await deps.store.set_state(project_id, ProjectState.FAILED, reason):
         return
-    for spec in await _project_services(view.id, deps):
+    for spec in await _project_services(project_id, deps):
         failed = culprit is not None and spec.id == culprit.id
-        await _undeploy(
+        await undeploy(
             spec, deps, InstanceStatus.FAILED if failed else InstanceStatus.UNDEPLOYED, purge=False
         )
     await deps.emit(
-        view.user,
+        user,
         Event(
-            event_id=stable_event_id(view.id, "failed"),
-            project_id=view.id,
+            event_id=event_id(project_id, "failed"),
+            project_id=project_id,
             source=MANAGER,
             level=Level.ERROR,
             text=f"Project failed: {reason}",
@@ -73,25 +107,7 @@ async def service_failed(spec: ServiceSpec, deps: Deps) -> None:
     async with deps.locks.hold(spec.project_id):
         view = await deps.store.project(spec.project_id)
         if view is not None and not view.state.final:
-            await fail(view, f"service {spec.name} failed", deps, culprit=spec)
-
-
-async def apply_event(user: str, project_id: str, event: Event, deps: Deps) -> None:
-    """Note that the event's source reported, and apply the project state it reports.
-
-    Only for the user's own project, and only along an allowed transition.
-    """
-    deps.liveness.heard(event.source)
-    if event.state is None or event.project_id != project_id:
-        return
-    head = await deps.store.owner_and_state(project_id)
-    if head is None or head[0] != user:
-        log.warning("state event for unknown project %s of %s dropped", project_id, user)
-        return
-    if head[1] is not event.state and not await deps.store.set_state(
-        project_id, event.state, event.text
-    ):
-        log.warning("project %s: %s -> %s refused", project_id, head[1], event.state)
+            await fail(view.id, view.user, f"service {spec.name} failed", deps, culprit=spec)
 
 
 async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:
@@ -99,18 +115,8 @@ async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:
     view = await own_project(user, req.project_id, deps)
     async with deps.locks.hold(view.id):
         for spec in await _project_services(view.id, deps):
-            await _undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
-        if await deps.store.set_state(view.id, ProjectState.STOPPED, f"stopped by {user}"):
-            await deps.emit(
-                user,
-                Event(
-                    event_id=stable_event_id(view.id, "stopped"),
-                    project_id=view.id,
-                    source=MANAGER,
-                    text=f"Project stopped by {user}; its services are undeployed",
-                    state=ProjectState.STOPPED,
-                ),
-            )
+            await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+        await set_state(view.id, user, ProjectState.STOPPED, f"stopped by {user}", deps)
     return await own_project(user, req.project_id, deps)
 
 
@@ -123,7 +129,7 @@ async def delete_project(user: str, req: DeleteProject, deps: Deps) -> Deleted:
     async with deps.locks.hold(view.id):
         services = await deps.store.project_services(view.id)
         for spec in services:
-            await _undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=True)
+            await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=True)
         await deps.store.delete_project(view.id)
     remaining = {a.id for a in await deps.store.apps(user)}
     removed = [a.id for a in view.apps if a.id not in remaining]
@@ -162,7 +168,7 @@ async def watch_running(deps: Deps) -> None:
     """
     now = time.time()
     for spec in await deps.store.services_to_run(deps.host):
-        if spec.kind != "observer":
+        if (kind := _kind(spec)) is not None and kind.watched:
             deps.liveness.deploy(spec.name, now)
 
 
@@ -179,7 +185,7 @@ async def check_deadlines(deps: Deps, now: float | None = None) -> int:
         return 0  # the usual case: no store read (it lists every service that should run)
     for spec in await deps.store.services_to_run(deps.host):
         why = late.get(spec.name)
-        if spec.kind == "observer" or why is None:
+        if why is None or (kind := _kind(spec)) is None or not kind.watched:
             continue
         async with deps.locks.hold(spec.project_id):
             view = await deps.store.project(spec.project_id)
@@ -187,6 +193,6 @@ async def check_deadlines(deps: Deps, now: float | None = None) -> int:
                 deps.liveness.forget(spec.name)
                 continue
             log.warning("project %s: service %s %s", view.id, spec.name, why)
-            await fail(view, f"service {spec.name} {why}", deps, culprit=spec)
+            await fail(view.id, view.user, f"service {spec.name} {why}", deps, culprit=spec)
             failed += 1
     return failed

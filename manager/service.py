@@ -14,14 +14,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from broker import codec, topics
-from broker.link import Inbound, Link
-from broker.messages import (
+from core.errors import FlopsError
+from core.logs import Throttle, shown
+from manager import events, handlers, lifecycle
+from manager.deps import Deps, RefusedError
+from mqtt.link import Inbound, Link
+from protocol import codec, topics
+from protocol.events import Event, Heartbeat
+from protocol.messages import (
     CreateProject,
     DeleteProject,
     ErrorBody,
-    Event,
-    Heartbeat,
     ListApps,
     ListProjects,
     ListServices,
@@ -31,11 +34,7 @@ from broker.messages import (
     ShowProject,
     StopProject,
 )
-from core.errors import FlopsError
-from core.logs import Throttle, shown
-from manager import handlers, lifecycle
-from manager.deploy import Inventory
-from manager.deps import Deps, RefusedError
+from runtimes.base import Inventory
 
 log = logging.getLogger(__name__)
 Op = topics.Op
@@ -170,7 +169,7 @@ class ManagerService:
             event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError):
             return  # the observer logs these
-        await lifecycle.apply_event(topic.user, topic.project_id, event, self._deps)
+        await events.on_event(topic.user, topic.project_id, event, self._deps)
 
     async def on_heartbeat(self, inbound: Inbound) -> None:
         """Note a service's sign of life."""

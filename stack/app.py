@@ -18,18 +18,22 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from broker import codec, topics
-from broker.link import Link
-from broker.messages import Event, InstanceStatus
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
-from manager import lifecycle
-from manager.deploy import Runtime
+from manager import events, lifecycle
 from manager.deps import Deps, Quotas
+from manager.pipeline import PIPELINE, Pipeline
 from manager.service import ManagerService
-from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec, Store
-from observer.store import LogStore
+from manager.store.interface import Store
+from manager.store.sqlite import SqliteStore
+from mqtt.link import Link
+from mqtt.wiring import Wiring
+from protocol import codec, topics
+from protocol.events import Event
+from protocol.states import ENDED_BADLY, InstanceStatus
+from runtimes.base import Runtime
+from services.observer.store import LogStore
+from services.spec import ServiceSpec
 from stack import secure
 from stack.backends import Backend, open_backend
 from stack.discovery import StackCard, process_start, remove_card, write_card
@@ -39,8 +43,6 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
-# Instance statuses that fail the service's project (Oakestra reports DEAD, too).
-ENDED_BADLY = (InstanceStatus.FAILED, InstanceStatus.DEAD)
 
 
 async def run_stack(
@@ -49,10 +51,12 @@ async def run_stack(
     ready: Callable[[StackCard], None] | None = None,
     *,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     """Run broker (unless external), manager and runtime until ``stop`` is set.
 
-    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests).
+    ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests);
+    ``pipeline`` the stages projects go through (``manager.pipeline``).
     """
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
@@ -64,7 +68,7 @@ async def run_stack(
         )
         wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport)
+        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, pipeline)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -76,7 +80,7 @@ async def open_store(settings: StackSettings) -> Store:
     if settings.store == "sqlite":
         return await SqliteStore.open(settings.data_dir / "manager.db")
     try:
-        from manager.mongo_store import MongoStore  # noqa: PLC0415 - optional dependency
+        from manager.store.mongo import MongoStore  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
         raise ConfigError("store = mongodb needs PyMongo: pip install 'flops-mqtt[mongo]'") from exc
     database = urlsplit(settings.mongo_url).path.strip("/") or "flops"
@@ -85,11 +89,12 @@ async def open_store(settings: StackSettings) -> Store:
 
 async def _run_services(
     settings: StackSettings,
-    wiring: secure.Wiring,
+    wiring: Wiring,
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    pipeline: Pipeline = PIPELINE,
 ) -> None:
     store = await open_store(settings)
     local = settings.runtime == "local"
@@ -104,7 +109,7 @@ async def _run_services(
             # Its observer runs here: stored by it, then applied by the manager, directly.
             # As durable as the broker's acknowledgement, and four messages fewer per event.
             await observers.record(user, event)
-            await lifecycle.apply_event(user, event.project_id, event, deps)
+            await events.on_event(user, event.project_id, event, deps)
             return
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
 
@@ -136,6 +141,7 @@ async def _run_services(
         host=settings.identifier,
         quotas=Quotas(settings.max_live_projects, settings.max_starts_per_minute),
         repo_roots=settings.repo_roots(),
+        pipeline=pipeline,
     )
     manager = ManagerService(
         link, deps, shared_group=wiring.client_id("flops-managers") if settings.cluster else None

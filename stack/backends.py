@@ -13,17 +13,17 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.link import Link
 from core.errors import ConfigError
-from manager.deploy import Inventory, Runtime, StatusSink
-from manager.deps import stable_event_id
-from manager.store import Store
-from observer.host import ObserverHost
-from observer.store import LogStore
-from stack.poller import StatusPoller
-from stack.process_runtime import ProcessRuntime
-from stack.runtime import Emit, LocalRuntime
-from stack.secure import Wiring
+from manager.store.interface import Store
+from mqtt.link import Link
+from mqtt.wiring import Wiring
+from protocol.events import event_id
+from runtimes.base import Inventory, Runtime, StatusSink
+from runtimes.local import Emit, LocalRuntime
+from runtimes.poller import StatusPoller
+from runtimes.process import ProcessRuntime
+from services.observer.host import ObserverHost
+from services.observer.store import LogStore
 from stack.settings import StackSettings
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class LocalBackend:
         self.observers = ObserverHost(
             link,
             logs,
-            lambda sid: stable_event_id(sid, "started"),
+            lambda sid: event_id(sid, "started"),
             answer_unknown=not settings.cluster,
         )
         self.local = LocalRuntime(self.observers, emit, alive, on_status)
@@ -137,7 +137,7 @@ class OakestraBackend:
         transport: httpx.AsyncBaseTransport | None,
     ) -> None:
         try:
-            from manager.oakestra import (  # noqa: PLC0415 - optional dependency
+            from runtimes.oakestra import (  # noqa: PLC0415 - optional dependency
                 OakestraRuntime,
                 load_oakestra_settings,
             )

@@ -9,43 +9,15 @@ second listener with a client certificate. Certificates live in ``<data>/tls``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.link import BrokerAddress, Credentials
-from broker.security import (
-    ACL,
-    SERVICE_USER,
-    TlsFiles,
-    client_context,
-    ensure_certificates,
-    key_secret,
-    private_name,
-)
+from broker.security import ACL, ensure_certificates
 from broker.server import Secure, free_port
+from broker.tlsfiles import SERVICE_USER, TlsFiles
+from mqtt.link import BrokerAddress, Credentials
+from mqtt.tls import client_context
+from mqtt.wiring import Wiring, connect_to, key_secret
 from stack.settings import StackSettings
-
-
-@dataclass(frozen=True)
-class Wiring:
-    """Where people reach the broker, and how the stack's own link reaches it."""
-
-    address: BrokerAddress
-    link_address: BrokerAddress
-    credentials: Credentials | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None  # the services' client certificate, for child processes
-    key_file: Path | None = None
-    secret: bytes | None = field(default=None, repr=False)  # the services' private key
-
-    def client_id(self, name: str) -> str:
-        """The MQTT client id (or shared group) of service ``name``: unguessable by users.
-
-        Keyed by the services' private key when they have one (the secure mode, TLS with a
-        client certificate); without it anyone may connect anyway, and ``name`` is used.
-        """
-        return private_name(name, self.secret)
-
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
@@ -114,14 +86,3 @@ def external(settings: StackSettings) -> Wiring:
         settings.cert_file,
         settings.key_file,
     )
-
-
-def connect_to(
-    host: str, port: int, ca: Path | None, cert: Path | None, key: Path | None
-) -> Wiring:
-    """The wiring of a broker at ``host:port``, with TLS when ``ca`` is set."""
-    address = BrokerAddress(host, port)
-    if ca is None:
-        return Wiring(address, address)
-    tls = client_context(ca, cert, key)
-    return Wiring(address, address, Credentials(tls=tls), ca, cert, key, key_secret(cert, key))

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.security import TlsFiles
+from broker.tlsfiles import TlsFiles
 from core.errors import ConfigError
 from stack.secure import LOCAL_HOSTS, acl_path, ensure_files, passwd_path
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Broker
+from broker.process import MosquittoProcess
 from broker.server import find_mosquitto
 from tests.mongo import mongo_url
 
@@ -25,8 +25,8 @@ def mosquitto_binary() -> str:
     return found
 
 
-# A mosquitto process the tests started, restartable on the same port: the benchmark's own.
-BrokerProcess = Broker
+# A mosquitto process the tests started, restartable on the same port.
+BrokerProcess = MosquittoProcess
 
 
 @pytest.fixture(scope="module")

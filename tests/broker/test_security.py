@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.security import PasswordFile, key_secret, private_name
+from broker.security import PasswordFile
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files away")
@@ -29,15 +29,3 @@ def test_a_new_password_file_belongs_to_its_writer_with_mode_600(tmp_path: Path)
     PasswordFile(path).set("alice", "alice-secret-1")
     st = path.stat()
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (os.geteuid(), 0o600)
-
-
-def test_a_private_name_needs_the_key_and_is_stable(tmp_path: Path) -> None:
-    key, other = tmp_path / "service.key", tmp_path / "other.key"
-    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nkey one\n")
-    other.write_bytes(b"-----BEGIN PRIVATE KEY-----\nkey two\n")
-    name = private_name("flops-stack", key_secret(None, key))
-    assert name.startswith("flops-stack-") and len(name) == len("flops-stack-") + 32
-    assert name == private_name("flops-stack", key_secret(None, key))  # a restart: same session
-    assert name != private_name("flops-stack", key_secret(None, other))
-    assert private_name("observ0123", key_secret(None, key)) != name
-    assert private_name("flops-stack", key_secret(None, None)) == "flops-stack"  # no key

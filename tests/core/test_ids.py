@@ -1,11 +1,13 @@
 import re
 
 from core import ids
+from services.kinds import BUILDER, OBSERVER
 
 
 def test_observer_and_builder_names_follow_the_original_scheme() -> None:
-    assert ids.observer_name("6761bf5d59461659a24b1197") == "observ8266202cd6db"
-    assert ids.builder_name("6761bf5d59461659a24b1197") == "builder8266202cd6db"
+    assert OBSERVER.name_for("6761bf5d59461659a24b1197") == "observ8266202cd6db"
+    assert BUILDER.name_for("6761bf5d59461659a24b1197") == "builder8266202cd6db"
+    assert BUILDER.name_for("6761bf5d59461659a24b1197", 2) == "builder8266202cd6db-2"
 
 
 def test_per_user_hash_matches_the_reference() -> None:

@@ -23,8 +23,8 @@ import aiomqtt
 import pytest
 import yaml
 
-from broker.security import client_context
 from broker.server import free_port
+from mqtt.tls import client_context
 from tests.conftest import ROOT, cli_env, mosquitto_binary, run_cli
 
 COMPOSE_FILE = ROOT / "compose.yaml"

@@ -21,8 +21,8 @@ import jsonschema
 import pytest
 
 from broker.certs import server_hosts
-from broker.security import TlsFiles
 from broker.server import Secure, mosquitto_config
+from broker.tlsfiles import TlsFiles
 from cli.settings import CliSettings
 from core.settings import load_settings
 from stack.discovery import CARD

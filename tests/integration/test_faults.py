@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from broker import codec, topics
-from broker.link import make_client
-from broker.messages import CreateProject, Event, LogPage, LogQuery, ProjectView, new_request_id
-from broker.requester import session
+from mqtt.link import make_client
+from mqtt.requester import session
+from protocol import codec, topics
+from protocol.events import Event
+from protocol.messages import CreateProject, LogPage, LogQuery, ProjectView, new_request_id
 from slas import bundled_dir
 from tests.conftest import BrokerProcess
 from tests.integration.conftest import Stack, make_stack, start

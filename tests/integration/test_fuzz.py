@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from broker import codec, topics
-from broker.link import make_client
-from broker.messages import CreateProject
 from manager.handlers import validate_sla
+from mqtt.link import make_client
+from protocol import codec, topics
+from protocol.messages import CreateProject
 from slas import bundled_dir
 from tests.conftest import BrokerProcess
 from tests.integration.conftest import Stack

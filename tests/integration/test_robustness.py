@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from broker import codec, topics
-from broker.link import make_client
-from broker.messages import Event, Reply
+from mqtt.link import make_client
+from protocol import codec, topics
+from protocol.events import Event
+from protocol.messages import Reply
 from tests.conftest import BrokerProcess
 from tests.integration.conftest import Stack, write_local_sla
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.link import BrokerAddress, make_client
+from mqtt.link import BrokerAddress, make_client
 from tests.conftest import cli_env, run_cli
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,20 +7,14 @@ from typing import Any
 
 import pytest
 
-from broker.messages import (
-    CreateProject,
-    Event,
-    InstanceStatus,
-    ListApps,
-    ListProjects,
-    ProjectState,
-    ShowProject,
-)
 from core.errors import DeployError
-from manager import handlers, lifecycle
+from manager import events, handlers
 from manager.deps import Deps, RefusedError
-from manager.sqlite_store import SqliteStore
-from manager.store import ServiceSpec
+from manager.store.sqlite import SqliteStore
+from protocol.events import Event
+from protocol.messages import CreateProject, ListApps, ListProjects, ShowProject
+from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 from slas import bundled_dir
 
 SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
@@ -163,10 +157,10 @@ async def test_a_failed_builder_deploy_fails_the_project_with_a_reason(deps: Dep
 async def test_state_events_move_the_project_and_illegal_moves_are_ignored(deps: Deps) -> None:
     view = await handlers.create_project("Admin", request(), deps)
     building = Event(project_id=view.id, source="b", text="x", state=ProjectState.BUILDING)
-    await lifecycle.apply_event("Admin", view.id, building, deps)
+    await events.on_event("Admin", view.id, building, deps)
     starting = Event(project_id=view.id, source="b", text="x", state=ProjectState.STARTING)
-    await lifecycle.apply_event("Admin", view.id, starting, deps)
-    await lifecycle.apply_event(
+    await events.on_event("Admin", view.id, starting, deps)
+    await events.on_event(
         "other",
         view.id,
         Event(project_id=view.id, source="b", text="x", state=ProjectState.FAILED),

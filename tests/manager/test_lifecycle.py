@@ -6,17 +6,12 @@ from typing import Any
 
 import pytest
 
-from broker.messages import (
-    CreateProject,
-    DeleteProject,
-    Event,
-    InstanceStatus,
-    ProjectState,
-    StopProject,
-)
 from manager import handlers, lifecycle
 from manager.deps import Deps, Liveness, RefusedError
-from manager.sqlite_store import SqliteStore
+from manager.store.sqlite import SqliteStore
+from protocol.events import Event
+from protocol.messages import CreateProject, DeleteProject, StopProject
+from protocol.states import InstanceStatus, ProjectState
 from slas import bundled_dir
 from tests.manager.test_handlers import RecordingRuntime
 

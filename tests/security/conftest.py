@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from broker.link import BrokerAddress, Credentials
-from broker.security import client_context
+from mqtt.link import BrokerAddress, Credentials
+from mqtt.tls import client_context
 from slas import bundled_dir
 from tests.conftest import cli_env, make_repo, run_cli
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from broker import codec, topics
-from broker.messages import ListProjects, Reply
-from broker.security import client_context
+from mqtt.tls import client_context
+from protocol import codec, topics
+from protocol.messages import ListProjects, Reply
 from tests.conftest import make_repo
 from tests.security.attacks import Door, connack, offline_backlog, retained_after
 from tests.security.conftest import PASSWORDS, Secure, secure_stack, sla_file

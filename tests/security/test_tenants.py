@@ -8,10 +8,10 @@ import json
 import aiomqtt
 import pytest
 
-from broker import codec, topics
-from broker.link import Credentials, make_client
-from broker.messages import CreateProject
 from broker.security import ensure_certificates
+from mqtt.link import Credentials, make_client
+from protocol import codec, topics
+from protocol.messages import CreateProject
 from tests.conftest import run_cli
 from tests.security.conftest import PASSWORDS, Secure
 

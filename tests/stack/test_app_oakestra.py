@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from stack.app import run_stack
 from stack.settings import StackSettings
-from tests.conftest import ROOT, BrokerProcess, cli_env, make_repo
-from tests.integration.conftest import write_local_sla
+from tests.conftest import ROOT, BrokerProcess
+from tests.stack.conftest import stack_in_process
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,9 +93,6 @@ class Running:
 async def oakestra_stack(
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Running]:
-    config = tmp_path / "config.toml"
-    config.write_text("")
-    monkeypatch.setenv("FLOPS_CONFIG", str(config))
     for name, value in {
         "URL": "http://oakestra.test:10000",
         "USERNAME": "flops",
@@ -106,38 +102,12 @@ async def oakestra_stack(
     }.items():
         monkeypatch.setenv(f"FLOPS_OAKESTRA_{name}", value)
     oak = FakeOakestra()
-    settings = StackSettings.model_validate(
-        {
-            "data_dir": tmp_path / "data",
-            "broker": "external",
-            "broker_port": mosquitto.port,
-            "runtime": "oakestra",
-            "status_poll_interval": 0.1,
-            "identifier": f"oak-{tmp_path.name}"[:60],
-        }
-    )
-    write_local_sla(tmp_path / "slas", make_repo(tmp_path / "repos"))
-    env = cli_env(
-        tmp_path,
-        FLOPS_SLA_DIR=str(tmp_path / "slas"),
-        FLOPS_BROKER_HOST="127.0.0.1",
-        FLOPS_BROKER_PORT=str(mosquitto.port),
-    )
-    stop = asyncio.Event()
-    ready = asyncio.Event()
-    task = asyncio.create_task(
-        run_stack(
-            settings,
-            stop,
-            lambda _card: ready.set(),
-            oakestra_transport=httpx.MockTransport(oak.handle),
-        )
-    )
-    async with asyncio.timeout(20):
-        await ready.wait()
-    yield Running(oak, settings, env)
-    stop.set()
-    await task
+    transport = httpx.MockTransport(oak.handle)
+    wanted = {"runtime": "oakestra", "status_poll_interval": 0.1}
+    async with stack_in_process(
+        tmp_path, mosquitto, monkeypatch, wanted, oakestra_transport=transport
+    ) as running:
+        yield Running(oak, running.settings, running.env)
 
 
 async def flops(env: dict[str, str], *args: str) -> Any:

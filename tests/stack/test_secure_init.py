@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from broker.certs import server_hosts
-from broker.security import ACL, SERVICE_USER, PasswordFile, TlsFiles
+from broker.security import ACL, PasswordFile
+from broker.tlsfiles import SERVICE_USER, TlsFiles
 from cli.settings import CliSettings
 from core.errors import ConfigError
 from core.settings import load_settings

@@ -1,0 +1,122 @@
+"""THE table of project stages: what starts each, what it deploys, what ends it, what follows.
+
+A project goes through the stages of a ``Pipeline`` one after the other. Entering a stage
+deploys its services (``Stage.services``) and announces each in the project's log; an event
+whose data type is the stage's ``ends_on`` ends it (the data is kept as the stage's output
+for the stages after it), undeploys what it says, and enters ``next``. When the last stage
+ends, the project is COMPLETED. A stage is data; adding one is an entry here plus the
+services it deploys (``services.kinds``)::
+
+    def training(given: StageInput) -> list[Want]:
+        learners = given.sla.training_configuration.min_available_clients
+        return [Want(AGGREGATOR, AggregatorConfig(...))] + [
+            Want(LEARNER, LearnerConfig(...), index=i) for i in range(learners)
+        ]
+
+    STAGES["train"] = Stage("train", training, ends_on="trained", next="model")
+
+The store records which stage a project is in and whether its services are deployed; it
+does not know what the stages are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from protocol.states import ProjectState
+from services.builder.service import BuilderConfig
+from services.kinds import BUILDER, ServiceKind
+from slas import ProjectSLA
+
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The stack's settings that stages hand their services."""
+
+    registry: str = "localhost:5073"
+    git_timeout: float = 30.0
+    heartbeat_interval: float = 15.0
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """What a stage decides from: the project, its SLA, earlier stages' outputs, settings."""
+
+    project_id: str
+    user: str
+    sla: ProjectSLA
+    outputs: Mapping[str, Any]  # by stage name: the data of the event that ended it
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Want:
+    """One service a stage deploys: its kind, its config, its index among several."""
+
+    kind: ServiceKind[Any]
+    config: BaseModel
+    index: int | None = None
+
+
+def _always(_given: StageInput) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a project; see the module docstring."""
+
+    name: str
+    services: Callable[[StageInput], list[Want]]  # deployed when the stage is entered
+    ends_on: str | None  # the data type of the event that ends it; None: it never ends
+    next: str | None = None  # the stage that follows; None: the project is then COMPLETED
+    state: ProjectState | None = None  # the project's state from its entry, if it sets one
+    enters: Callable[[StageInput], bool] = _always  # entry condition; False: skipped
+    undeploys: tuple[str, ...] = ()  # kinds of the project's services stopped at its end
+
+    def __post_init__(self) -> None:
+        if not STAGE_NAME.match(self.name):
+            raise ValueError(f"stage name {self.name!r}: lower-case letters, digits, '_'")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages of a project and the first of them."""
+
+    first: str
+    stages: Mapping[str, Stage] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = set(self.stages)
+        wrong = [s.name for s in self.stages.values() if s.next is not None and s.next not in names]
+        if self.first not in names or wrong:
+            raise ValueError(f"pipeline: unknown first stage or next of {wrong}")
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name`` (``""``: the first)."""
+        return self.stages[name or self.first]
+
+
+def build(given: StageInput) -> list[Want]:
+    """The image build: one builder for the SLA's repository."""
+    config = BuilderConfig(
+        repo_url=given.sla.ml_repo_url,
+        registry=given.settings.registry,
+        git_timeout=given.settings.git_timeout,
+        heartbeat_interval=given.settings.heartbeat_interval,
+    )
+    return [Want(BUILDER, config)]
+
+
+STAGES: dict[str, Stage] = {
+    # The builder reports BUILDING itself; "images_ready" ends the stage once it builds.
+    "build": Stage("build", build, ends_on="images_ready", undeploys=(BUILDER.name,)),
+}
+PIPELINE = Pipeline("build", STAGES)

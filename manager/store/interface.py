@@ -1,0 +1,144 @@
+"""The manager's state store interface: applications, services and projects.
+
+The embedded default is SQLite (``manager.store.sqlite``). Implementations enforce the
+uniqueness rules themselves (one observatory per user, one project per request id), so
+concurrent managers cannot race into duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from protocol.messages import AppView, ProjectView, ServiceView
+from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class NewProject:
+    """The records made for a new project in one transaction."""
+
+    project: ProjectView
+    observer: ServiceSpec
+
+
+@dataclass(frozen=True, slots=True)
+class NewService:
+    """A service to add to a project (``Store.add_services``)."""
+
+    kind: str
+    name: str
+    in_observatory: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a project stands, in one read: what ``manager.pipeline`` needs to carry it on.
+
+    The store keeps the stage's name and whether its services are deployed, and each ended
+    stage's output, without knowing what any stage is. ``stage`` is ``""`` before the first
+    stage is entered (``ready`` False) and after the last one ended (``ready`` True).
+    """
+
+    project_id: str
+    user: str
+    state: ProjectState
+    host: str
+    sla: dict[str, Any]
+    sla_name: str
+    stage: str
+    ready: bool  # the stage's services are deployed and announced
+    outputs: dict[str, Any]  # by stage name: the data of the event that ended it
+
+
+class Store(Protocol):
+    """Durable manager state."""
+
+    async def project_by_request(self, user: str, request_id: str) -> ProjectView | None:
+        """The project made for ``request_id`` of ``user``, if any."""
+
+    async def create_project(
+        self,
+        user: str,
+        request_id: str,
+        sla: dict[str, Any],
+        sla_name: str,
+        observer_config: dict[str, Any],
+        host: str = "",
+    ) -> NewProject:
+        """Create a project atomically, with what its start needs first.
+
+        Gets or creates the user's observatory, creates the project application, the
+        project (STARTING) and its observer service (REQUESTED).
+        """
+
+    async def delete_project(self, project_id: str) -> None:
+        """Remove a project and everything it created (the observatory stays if still used)."""
+
+    async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
+        """Create services of a project at once; one that exists by name is returned as it is."""
+
+    async def set_instance_status(self, service_id: str, status: InstanceStatus) -> None:
+        """Record the status of a service's instance 0."""
+
+    async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
+        """Change a project's state if the transition is allowed; say whether it changed."""
+
+    async def progress(self, project_id: str) -> Progress | None:
+        """Where a project stands (see ``Progress``)."""
+
+    async def stage_deployed(
+        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
+    ) -> None:
+        """The services of ``stage`` are deployed with ``statuses`` (by service id): it is ready."""
+
+    async def end_stage(
+        self, project_id: str, stage: str, following: str, output: dict[str, Any]
+    ) -> bool:
+        """End the ready ``stage`` with its ``output`` and go to ``following`` ("" for none).
+
+        Only if the project is in ``stage`` and it is ready; say whether it ended now, so an
+        ending event that arrives twice moves the project on once.
+        """
+
+    async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
+        """A project's user and state, cheaply (no applications or services)."""
+
+    async def project(self, project_id: str) -> ProjectView | None:
+        """One project with its applications and services."""
+
+    async def projects(self, user: str) -> list[ProjectView]:
+        """The user's projects, oldest first (without apps and services)."""
+
+    async def live_projects(self, user: str) -> int:
+        """How many of the user's projects are not in a final state (a quota counts them)."""
+
+    async def apps(self, user: str) -> list[AppView]:
+        """The user's applications."""
+
+    async def services(self, user: str) -> list[ServiceView]:
+        """The user's services."""
+
+    async def project_services(self, project_id: str) -> list[ServiceSpec]:
+        """The services of one project, oldest first."""
+
+    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
+        """Services that should be running; with ``host``, only those of its projects."""
+
+    async def unfinished_projects(self, host: str = "") -> list[str]:
+        """Projects of ``host`` (or of no host) to carry on: not final, their stage not ready."""
+
+    async def answer_for(self, user: str, request_id: str) -> dict[str, Any] | None:
+        """The answer already given to a request id, if any (for exactly-once effects)."""
+
+    async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
+        """Keep the answer to a request id, so a repeated request gets the same one."""
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Background upkeep until ``stop`` (SQLite: WAL checkpoints; may return at once)."""
+
+    async def close(self) -> None:
+        """Release the store."""

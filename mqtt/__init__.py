@@ -1,0 +1,1 @@
+"""The MQTT client side: the link of long-running processes, requests, log following."""

@@ -1,0 +1,208 @@
+"""Short-lived client side: ask and wait for the answer, or follow a topic.
+
+Used by the CLI. A clean session with a random client id; the reply topic is subscribed
+before anything is published, so no answer can be missed. A request without an answer is
+published again with the same request id (the manager answers a repeat with the original
+answer and does nothing twice), and a lost connection is re-established, subscriptions
+included, until the request's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import aiomqtt
+from pydantic import BaseModel
+
+from core.errors import BrokerError, RemoteError, RequestTimeoutError
+from mqtt.link import BrokerAddress, Credentials, explain, make_client
+from protocol import codec, topics
+from protocol.messages import ErrorBody, Reply, Request
+
+M = TypeVar("M", bound=BaseModel)
+log = logging.getLogger(__name__)
+FIRST_RETRY = 1.0
+SUBSCRIBE_TIMEOUT = 5.0  # seconds for a SUBACK
+
+
+class Session:
+    """One client connection of a CLI invocation, with its reply inbox."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        user: str,
+        timeout: float,
+        credentials: Credentials | None = None,
+    ) -> None:
+        self.address = address
+        self.user = user
+        self.timeout = timeout
+        # 128 random bits: no other user can guess it to take this connection over.
+        self.client_id = "cli-" + uuid.uuid4().hex
+        self.on_retry: Callable[[int], None] | None = None
+        self._credentials = credentials
+        self._mqtt = make_client(
+            address, self.client_id, persistent=False, timeout=timeout, credentials=credentials
+        )
+        self._client: aiomqtt.Client | None = None  # set while connected
+        self._pump: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self._topics = [str(topics.reply(user, self.client_id))]
+        self._waiting: dict[str, asyncio.Future[Reply]] = {}
+        self._streams: dict[str, asyncio.Queue[bytes]] = {}
+        # aiomqtt does not fail a SUBSCRIBE whose connection drops (a broker restarting just
+        # as we connect): without a bound it waits the whole request timeout; bounded, the
+        # reconnect loop tries again (seen once in a test restarting the broker mid-burst).
+        self._subscribe_timeout = min(timeout, SUBSCRIBE_TIMEOUT)
+
+    async def connect(self) -> None:
+        """Connect (again) and subscribe to every topic this session follows.
+
+        The same aiomqtt client is re-entered on every reconnect, as ``mqtt.link`` does:
+        callbacks a lost connection left scheduled then belong to the same client, instead
+        of landing on a new client's socket that reused the file descriptor.
+        """
+        await self.close()
+        client = self._mqtt
+        try:
+            await client.__aenter__()
+            self._client = client
+            for topic in self._topics:
+                await client.subscribe(topic, qos=1, timeout=self._subscribe_timeout)
+        except aiomqtt.MqttError as exc:
+            await self.close()
+            raise BrokerError(explain(exc, self.address, self._credentials)) from exc
+        self._lost.clear()
+        self._pump = asyncio.create_task(self._run_pump(client))
+
+    async def close(self) -> None:
+        """Stop pumping and disconnect."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        if self._client is not None:
+            self._client = None
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._mqtt.__aexit__(None, None, None)
+
+    async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes]:
+        """Subscribe to ``topic`` (again after reconnects); payloads arrive on the queue."""
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._streams[str(topic)] = queue
+        self._topics.append(str(topic))
+        if self._client is not None:
+            await self._client.subscribe(str(topic), qos=1, timeout=self._subscribe_timeout)
+        return queue
+
+    async def request(
+        self, topic: topics.Topic, message: Request, result: type[M], timeout: float
+    ) -> M:
+        """Publish ``message`` on ``topic`` until the matching reply arrives; return its result."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        future: asyncio.Future[Reply] = loop.create_future()
+        self._waiting[message.request_id] = future
+        try:
+            reply = await self._until_answered(topic, message, future, deadline)
+        finally:
+            self._waiting.pop(message.request_id, None)
+        if not reply.ok or reply.result is None:
+            err = reply.error or ErrorBody(code="unknown", message="request failed")
+            raise RemoteError(err.code, err.message, err.details)
+        return result.model_validate(reply.result)
+
+    async def _until_answered(
+        self, topic: topics.Topic, message: Request, future: asyncio.Future[Reply], deadline: float
+    ) -> Reply:
+        loop = asyncio.get_running_loop()
+        wait, attempt = FIRST_RETRY, 0
+        while True:
+            if self._lost.is_set() or self._client is None:
+                await self._reconnect(deadline)
+            if attempt and self.on_retry is not None:
+                self.on_retry(attempt)
+            # The answer is the confirmation: do not wait for the PUBACK of a dead connection.
+            publish = asyncio.ensure_future(self._publish(topic, message))
+            remaining = deadline - loop.time()
+            lost = asyncio.ensure_future(self._lost.wait())
+            waiters: set[asyncio.Future[Any]] = {future, lost}
+            try:
+                await asyncio.wait(
+                    waiters, timeout=min(wait, remaining), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for task in (lost, publish):
+                    task.cancel()
+                await asyncio.gather(lost, publish, return_exceptions=True)
+            if not future.done() and loop.time() >= deadline:
+                raise RequestTimeoutError(
+                    f"no answer on {topic} within {self.timeout:g}s from the broker at "
+                    f"{self.address}"
+                )
+            if future.done():
+                return future.result()
+            wait, attempt = wait * 2, attempt + 1
+
+    async def _publish(self, topic: topics.Topic, message: Request) -> None:
+        client = self._client
+        if client is not None and not self._lost.is_set():
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(str(topic), codec.encode(message), qos=1)
+
+    async def _reconnect(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        pause = 0.1
+        while True:
+            try:
+                await self.connect()
+            except BrokerError:
+                if loop.time() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            else:
+                return
+
+    async def _run_pump(self, client: aiomqtt.Client) -> None:
+        """Route incoming messages to waiting requests and subscribed queues."""
+        try:
+            async for message in client.messages:
+                payload = message.payload if isinstance(message.payload, bytes) else b""
+                queue = self._streams.get(str(message.topic))
+                if queue is not None:
+                    queue.put_nowait(payload)
+                    continue
+                self._deliver(payload)
+        except aiomqtt.MqttError as exc:
+            log.debug("lost the broker at %s: %s", self.address, exc)
+            self._lost.set()
+
+    def _deliver(self, payload: bytes) -> None:
+        try:
+            reply = codec.decode(Reply, payload)
+        except codec.MessageError:
+            return
+        future = self._waiting.get(reply.request_id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+
+@asynccontextmanager
+async def session(
+    address: BrokerAddress, user: str, timeout: float, credentials: Credentials | None = None
+) -> AsyncIterator[Session]:
+    """A connected ``Session``, closed on exit."""
+    sess = Session(address, user, timeout, credentials)
+    await sess.connect()
+    try:
+        yield sess
+    finally:
+        await sess.close()

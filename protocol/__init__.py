@@ -1,0 +1,1 @@
+"""The wire contract: messages, events, topics, codec, project states."""

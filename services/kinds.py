@@ -1,0 +1,114 @@
+"""THE table of service kinds: what varies from one kind of service to another.
+
+Every place that treats kinds differently reads it here: the manager (names, which app a
+service lives in, liveness), the runtimes (how to run it, its container image and
+resources, whether a failed one starts again), ``flops service run``. Adding a kind is an
+entry in ``KINDS`` plus its package with a config model and an entry coroutine::
+
+    KINDS["trmodel"] = ServiceKind(
+        "trmodel", "trmodel", TrModelConfig, run_trmodel, one_shot=False, label="Trained Model"
+    )
+
+An entry coroutine gets a ``ServiceContext`` and reports through ``ctx.emit``. A one-shot
+service's entry returns when its job is done (COMPLETED) or raises a ``FlopsError`` after
+telling its project why (FAILED); a long-lived one's runs until it is cancelled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import ids
+from core.errors import ConfigError
+from services.builder.service import BuilderConfig, run_builder_in
+from services.context import ServiceContext
+
+C = TypeVar("C", bound=BaseModel)
+Entry = Callable[[ServiceContext[C]], Awaitable[None]]
+
+
+class Resources(BaseModel):
+    """What one service asks an orchestrator for; memory and storage in MB."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    memory: int = Field(ge=1)
+    vcpus: int = Field(ge=1)
+    storage: int = Field(ge=0)
+
+
+SMALL = Resources(memory=200, vcpus=1, storage=0)
+
+
+class ObserverConfig(BaseModel):
+    """The observer takes no configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ServiceKind(Generic[C]):
+    """One kind of service; see the module docstring.
+
+    ``entry`` is ``None`` for the observer only: runtimes host it themselves (the stack's
+    observer host, or ``services.observer.process`` in a process of its own).
+    """
+
+    name: str  # the kind, as specs and the FLOPS_SERVICE_KIND variable name it
+    prefix: str  # names are <prefix><12 hex of the project id>[-<index>]
+    config: type[C]  # validated before a runtime starts it
+    entry: Entry[C] | None
+    one_shot: bool  # ends by itself (COMPLETED), or runs until it is undeployed
+    label: str = ""  # in "New <label> service created & deployed"
+    in_observatory: bool = False  # lives in the user's observatory app, not the project's
+    watched: bool = True  # liveness: it must report within the stack's service deadline
+    restart_failed: bool = False  # the process runtime starts a failed one again
+    image: str = ""  # its container image where none is configured ("": must be configured)
+    resources: Resources = SMALL
+
+    def name_for(self, project_id: str, index: int | None = None) -> str:
+        """The service's name in a project, e.g. ``builder8266202cd6db`` or ``learner…-2``."""
+        name = self.prefix + ids.short_hash(project_id)
+        return name if index is None else f"{name}-{index}"
+
+    def validated(self, config: dict[str, Any]) -> C:
+        """``config`` as this kind's config model; ``ConfigError`` names what is wrong."""
+        try:
+            return self.config.model_validate(config)
+        except ValueError as exc:
+            raise ConfigError(f"not a {self.name} configuration: {exc}") from exc
+
+
+OBSERVER: ServiceKind[ObserverConfig] = ServiceKind(
+    "observer",
+    "observ",
+    ObserverConfig,
+    None,
+    one_shot=False,
+    label="Observer",
+    in_observatory=True,
+    watched=False,  # it reports the others; the process runtime restarts it instead
+    restart_failed=True,
+)
+BUILDER: ServiceKind[BuilderConfig] = ServiceKind(
+    "builder",
+    "builder",
+    BuilderConfig,
+    run_builder_in,
+    one_shot=True,
+    label="Builder",
+    resources=Resources(memory=2000, vcpus=1, storage=15000),
+)
+
+KINDS: dict[str, ServiceKind[Any]] = {kind.name: kind for kind in (OBSERVER, BUILDER)}
+
+
+def kind_of(name: str) -> ServiceKind[Any]:
+    """The kind called ``name``; ``ConfigError`` for a kind nobody defined."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ConfigError(f"no service kind {name!r}; known: {', '.join(sorted(KINDS))}") from None

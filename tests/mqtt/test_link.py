@@ -1,0 +1,182 @@
+"""The link against a real mosquitto: routing, manual acks, reconnect and resubscribe."""
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from broker.server import Mosquitto
+from mqtt.link import Inbound, Link, make_client
+from protocol import codec, topics
+from protocol.events import Event
+from tests.conftest import BrokerProcess
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def publish(broker: BrokerProcess, topic: str, payload: bytes) -> None:
+    async with make_client(broker.address, "pub-" + topic.replace("/", "-"), persistent=False) as c:
+        await c.publish(topic, payload, qos=1)
+
+
+async def test_routes_deliver_to_every_matching_handler(mosquitto: BrokerProcess) -> None:
+    link = Link(mosquitto.address, "link-routes")
+    got: list[tuple[str, bytes]] = []
+    both = asyncio.Event()
+
+    async def a(m: Inbound) -> None:
+        got.append(("a", m.payload))
+
+    async def b(m: Inbound) -> None:
+        got.append(("b", m.payload))
+        both.set()
+
+    link.route("t1/+", a)
+    link.route("t1/#", b, concurrent=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    await publish(mosquitto, "t1/x", b"hello")
+    await asyncio.wait_for(both.wait(), 5)
+    stop.set()
+    await task
+    assert sorted(got) == [("a", b"hello"), ("b", b"hello")]
+
+
+async def test_a_message_not_acknowledged_is_delivered_again(mosquitto: BrokerProcess) -> None:
+    """A handler that holds the ack and dies: the broker redelivers after reconnect."""
+    seen: list[bytes] = []
+    first = asyncio.Event()
+
+    async def hold_forever(m: Inbound) -> None:
+        m.hold()  # never released: like a crash before the durable write
+        seen.append(m.payload)
+        first.set()
+
+    link = Link(mosquitto.address, "link-ack")
+    link.route("t2/+", hold_forever)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    await publish(mosquitto, "t2/x", b"once")
+    await asyncio.wait_for(first.wait(), 5)
+    stop.set()
+    await task
+
+    again = asyncio.Event()
+
+    async def ack(m: Inbound) -> None:
+        seen.append(m.payload)
+        again.set()
+
+    link2 = Link(mosquitto.address, "link-ack")  # same client id: same persistent session
+    link2.route("t2/+", ack)
+    stop2 = asyncio.Event()
+    task2 = asyncio.create_task(link2.run(stop2))
+    await asyncio.wait_for(again.wait(), 10)
+    stop2.set()
+    await task2
+    assert seen == [b"once", b"once"]
+
+
+async def test_reconnects_and_resubscribes_after_a_broker_restart(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "b")
+    broker.start()
+    got = asyncio.Queue[bytes]()
+
+    async def handler(m: Inbound) -> None:
+        got.put_nowait(m.payload)
+
+    link = Link(broker.address, "link-reconnect")
+    link.route("t3/+", handler)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    try:
+        await link.wait_connected(5)
+        await publish(broker, "t3/a", b"before")
+        assert await asyncio.wait_for(got.get(), 5) == b"before"
+        broker.stop()
+        broker.start()
+        published_after = asyncio.create_task(link.publish("t3/self", b"after"))
+        await asyncio.wait_for(published_after, 15)
+        assert await asyncio.wait_for(got.get(), 5) == b"after"
+    finally:
+        stop.set()
+        await task
+        broker.stop()
+
+
+async def test_embedded_mosquitto_starts_on_a_free_port_and_remembers_it(tmp_path: Path) -> None:
+    first = await Mosquitto.start(tmp_path)
+    port = first.address.port
+    await first.stop()
+    second = await Mosquitto.start(tmp_path)
+    try:
+        assert second.address.port == port
+    finally:
+        await second.stop()
+
+
+async def test_an_oversized_payload_is_refused_before_it_reaches_the_broker(
+    mosquitto: BrokerProcess,
+) -> None:
+    from core.errors import BrokerError  # noqa: PLC0415
+    from protocol import codec  # noqa: PLC0415
+
+    link = Link(mosquitto.address, "link-big")
+    with pytest.raises(BrokerError, match="bytes is over"):
+        await link.publish("t9/x", b"x" * (codec.MAX_PAYLOAD + 1))
+    assert link.publish_nowait("t9/x", b"x" * (codec.MAX_PAYLOAD + 1)) is False
+
+
+def test_an_inbound_message_is_parsed_and_decoded_once_for_all_handlers() -> None:
+    event = Event(project_id="a" * 24, source="s", text="hi")
+    inbound = Inbound(
+        f"flops/v1/users/u/projects/{'a' * 24}/events", codec.encode(event), 1, lambda: None
+    )
+    first = inbound.decode(Event)
+    assert first == event
+    assert inbound.decode(Event) is first
+    assert inbound.parsed_topic() is inbound.parsed_topic()
+    assert inbound.parsed_topic().project_id == "a" * 24
+
+
+def test_a_bad_inbound_payload_raises_the_same_error_for_every_handler() -> None:
+    inbound = Inbound("not/ours", b"{nope", 1, lambda: None)
+    for _ in range(2):
+        with pytest.raises(codec.MessageError) as caught:
+            inbound.decode(Event)
+        assert caught.value.code == "bad_json"
+        with pytest.raises(topics.TopicError):
+            inbound.parsed_topic()
+
+
+async def test_packets_queued_in_one_loop_turn_all_arrive_in_order(
+    mosquitto: BrokerProcess,
+) -> None:
+    """Writes are corked while several packets are queued; none may be held back or lost."""
+    link = Link(mosquitto.address, "link-cork")
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    got: list[bytes] = []
+    async with make_client(mosquitto.address, "cork-reader", persistent=False) as reader:
+        await reader.subscribe("cork/#", qos=1)
+        sent = [f"m{n}".encode() for n in range(300)]
+        assert all([link.publish_nowait("cork/t", p) for p in sent])  # one turn, 300 packets
+        await link.publish("cork/t", b"last")  # QoS 1, behind them on the same connection
+        async with asyncio.timeout(10):
+            async for message in reader.messages:
+                got.append(bytes(message.payload))
+                if got[-1] == b"last":
+                    break
+        # Not left corked: a corked socket would still flush, but only after 200 ms.
+        client = link._client  # noqa: SLF001
+        assert client is not None
+        sock = client._client.socket()  # noqa: SLF001
+        assert isinstance(sock, socket.socket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+    stop.set()
+    await task
+    assert got == [*sent, b"last"]

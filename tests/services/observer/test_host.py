@@ -1,0 +1,123 @@
+"""The observer host's writer, with a stub link (the real broker path: tests/integration)."""
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from core.errors import StoreError
+from mqtt.link import Inbound, Link
+from protocol import codec, topics
+from protocol.events import Event
+from services.observer.host import Hosted, ObserverHost
+from services.observer.store import LogStore
+
+P = "c" * 24
+
+
+class StubLink:
+    """Records routes and live publishes."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Any] = {}
+        self.live: list[str] = []
+
+    def route(self, topic_filter: str, handler: Any, **_: object) -> None:
+        self.routes[topic_filter] = handler
+
+    def publish_nowait(self, topic: object, payload: bytes) -> bool:
+        self.live.append(str(topic))
+        return True
+
+
+async def test_a_burst_of_events_is_written_in_few_transactions(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    batches: list[int] = []
+    append = store.append
+
+    async def counting(events: Any, observers: Any = ()) -> Any:
+        batches.append(len(events))
+        return await append(events, observers)
+
+    store.append = counting  # type: ignore[method-assign]
+    link = StubLink()
+    host = ObserverHost(cast(Link, link), store, lambda sid: "0" * 32)
+    await store.register(P, "u", "s" * 24, "observ1")
+    await host.load()
+    count = 300
+    acked: list[int] = []
+    all_acked = asyncio.Event()
+
+    def ack(n: int) -> None:
+        acked.append(n)
+        if len(acked) == count:
+            all_acked.set()
+
+    writer = asyncio.create_task(host.write_forever())
+    topic = str(topics.events("u", P))
+    for n in range(count):
+        payload = codec.encode(Event(project_id=P, source="svc", text=f"e{n}"))
+        await host.on_event(Inbound(topic, payload, 1, functools.partial(ack, n)))
+        # The MQTT client hands over one message per loop turn, and each takes two turns.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    async with asyncio.timeout(30):
+        await all_acked.wait()
+    writer.cancel()
+    assert sorted(acked) == list(range(count))
+    assert len(link.live) == count
+    assert sum(batches) == count
+    assert len(batches) <= count // 10, batches
+    assert [e.seq for e in await store.read(P, 1, 1000)] == list(range(1, count + 1))
+    await store.close()
+
+
+async def test_an_event_of_this_process_is_stored_before_record_returns(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    link = StubLink()
+    host = ObserverHost(cast(Link, link), store, lambda sid: "0" * 32)
+    await store.register(P, "u", "s" * 24, "observ1")
+    await host.load()
+    assert host.hosts(P)
+    assert not host.hosts("d" * 24)
+    writer = asyncio.create_task(host.write_forever())
+    await host.record("u", Event(project_id=P, source="svc", text="local"))
+    assert [e.text for e in await store.read(P, 1, 10)] == ["local"]
+    assert link.live == [str(topics.log("u", P))]
+
+    async def broken(events: Any, observers: Any = ()) -> Any:
+        raise StoreError("disk full")
+
+    store.append = broken  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="disk full"):
+        await host.record("u", Event(project_id=P, source="svc", text="lost"))
+    writer.cancel()
+    await store.close()
+
+
+async def test_a_new_observer_is_registered_with_its_first_entry_or_not_at_all(
+    tmp_path: Path,
+) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    host = ObserverHost(cast(Link, StubLink()), store, lambda sid: "1" * 32)
+    writer = asyncio.create_task(host.write_forever())
+    append = store.append
+
+    async def broken(events: Any, observers: Any = ()) -> Any:
+        raise StoreError("disk full")
+
+    store.append = broken  # type: ignore[method-assign]
+    hosted = Hosted(P, "u", "s" * 24, "observ1")
+    with pytest.raises(StoreError):
+        await host.deploy(hosted)
+    assert not host.hosts(P)
+    assert await store.observers() == []
+    store.append = append  # type: ignore[method-assign]
+    await host.deploy(hosted)
+    assert host.hosts(P)
+    assert await store.observers() == [(P, "u", "s" * 24, "observ1")]
+    assert [e.text for e in await store.read(P, 1, 10)] == ["Project Observer started"]
+    writer.cancel()
+    await store.close()

@@ -1,0 +1,64 @@
+"""A stack in this test's process against the test's mosquitto, with the CLI's environment."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.app import run_stack
+from stack.settings import StackSettings
+from tests.conftest import BrokerProcess, cli_env, make_repo
+from tests.integration.conftest import write_local_sla
+
+
+@dataclass
+class InProcess:
+    """The running stack's settings and the environment of a CLI that talks to it."""
+
+    settings: StackSettings
+    env: dict[str, str]
+
+
+@asynccontextmanager
+async def stack_in_process(
+    tmp_path: Path,
+    mosquitto: BrokerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, Any],
+    **run: Any,
+) -> AsyncIterator[InProcess]:
+    """Run the stack (an empty config file, a local SLA) until the block ends."""
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    monkeypatch.setenv("FLOPS_CONFIG", str(config))
+    made = StackSettings.model_validate(
+        {
+            "data_dir": tmp_path / "data",
+            "broker": "external",
+            "broker_port": mosquitto.port,
+            "identifier": f"in-{tmp_path.name}"[:60],
+            **settings,
+        }
+    )
+    write_local_sla(tmp_path / "slas", make_repo(tmp_path / "repos"))
+    env = cli_env(
+        tmp_path,
+        FLOPS_SLA_DIR=str(tmp_path / "slas"),
+        FLOPS_BROKER_HOST="127.0.0.1",
+        FLOPS_BROKER_PORT=str(mosquitto.port),
+    )
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_stack(made, stop, lambda _card: ready.set(), **run))
+    async with asyncio.timeout(20):
+        await ready.wait()
+    try:
+        yield InProcess(made, env)
+    finally:
+        stop.set()
+        await task
