@@ -136,6 +136,9 @@ class Stack:
             PYTHONUNBUFFERED="1",
             FLOPS_SLA_DIR=str(sla_dir),
             FLOPS_USER=USER,
+            # One user starts thousands of projects a second here: no per-user quota.
+            FLOPS_MAX_LIVE_PROJECTS="0",
+            FLOPS_MAX_STARTS_PER_MINUTE="0",
         )
         self.env = env
 

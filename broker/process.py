@@ -49,6 +49,7 @@ class MosquittoProcess:
     state_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()  # config lines after the production ones (a test's own)
 
     @property
     def address(self) -> BrokerAddress:
@@ -66,7 +67,10 @@ class MosquittoProcess:
         """Start mosquitto and wait until it listens."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         conf = self.state_dir / "mosquitto.conf"
-        conf.write_text(mosquitto_config(self.port, self.state_dir))
+        conf.write_text(
+            mosquitto_config(self.port, self.state_dir)
+            + "".join(line + "\n" for line in self.extra)
+        )
         self.proc = subprocess.Popen(
             [mosquitto_binary(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,

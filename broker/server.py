@@ -1,8 +1,9 @@
 """The embedded broker of the default stack and of the tests.
 
-A ``mosquitto`` found on PATH, started with a generated config (TCP_NODELAY, raised queue
-limits, persistence under the data dir); only where none exists, amqtt, a pure-Python
-broker that speaks MQTT 3.1.1 (install the ``embedded-broker`` extra).
+A ``mosquitto`` found on PATH, started with a generated config (TCP_NODELAY, high but
+bounded queues, no retained messages, persistence under the data dir); only where none
+exists, amqtt, a pure-Python broker that speaks MQTT 3.1.1 (install the ``embedded-broker``
+extra; it has none of these bounds and serves only the single-user default).
 """
 
 from __future__ import annotations
@@ -62,6 +63,26 @@ class Secure:
     service_port: int
 
 
+# What any one client can make the broker keep (docs/security.md, "Broker memory and
+# disk"); deploy/mosquitto/mosquitto.conf has the same lines (tests/deploy checks it).
+BOUNDS = (
+    # Per client, beyond the messages in flight: queued QoS 1 messages for a slow or offline
+    # session (the manager's and observers' while they restart; a user's own, which his
+    # requests fill with answers). The default of 1000 messages silently drops a restarting
+    # service's backlog; a bound in bytes keeps a user's queue from growing without end.
+    "max_queued_messages 100000",
+    "max_queued_bytes 33554432",
+    "max_inflight_messages 1000",
+    # A persistent session nobody resumes for a week is dropped with its queue.
+    "persistent_client_expiration 7d",
+    # The protocol retains nothing; a client that publishes with the retain flag is
+    # disconnected, so no one can park messages in the broker for ever.
+    "retain_available false",
+    # Refuse absurd packets at the broker; our services refuse payloads over 256 KiB.
+    "max_packet_size 1048576",
+)
+
+
 def _listeners(port: int, host: str, secure: Secure | None) -> list[str]:
     if secure is None:
         return [f"listener {port} {host}", "allow_anonymous true"]
@@ -89,15 +110,11 @@ def _listeners(port: int, host: str, secure: Secure | None) -> list[str]:
 def mosquitto_config(
     port: int, state_dir: Path, host: str = "127.0.0.1", secure: Secure | None = None
 ) -> str:
-    """The generated mosquitto.conf: listener(s), nodelay, big queues, persistence."""
+    """The generated mosquitto.conf: listener(s), nodelay, bounded queues, persistence."""
     lines = [
         *_listeners(port, host, secure),
         "set_tcp_nodelay true",
-        # The default of 1000 silently drops QoS 1 messages to a slow subscriber.
-        "max_queued_messages 1000000",
-        "max_inflight_messages 1000",
-        # Refuse absurd packets at the broker; our services refuse payloads over 256 KiB.
-        "max_packet_size 1048576",
+        *BOUNDS,
         "persistence true",
         f"persistence_location {state_dir}/",
         "autosave_interval 5",
@@ -105,6 +122,9 @@ def mosquitto_config(
         "log_type error",
         "log_type warning",
         "log_type notice",
+        # A line per connect, with the client's chosen id (up to 64 KiB): a user who loops
+        # connects would fill the disk. Errors, warnings and dropped queues are still logged.
+        "connection_messages false",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
     ]
     if os.geteuid() == 0:

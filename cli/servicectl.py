@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import signal
 import sys
 
 import click
 
+from core import logs
 from core.paths import check_dir
 from services.settings import ServiceSettings
 
@@ -18,10 +19,14 @@ def run_foreground(settings: ServiceSettings) -> int:
     from services.run import READY, run_service  # noqa: PLC0415 - keep --help fast
 
     check_dir(settings.data_dir)
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s {settings.service.name} %(name)s: %(message)s",
+    os.umask(0o077)  # its log database is private to the stack's user
+    log_file = settings.data_dir / "service.log"  # the process runtime's child: it rotates
+    logs.configure(
+        settings.log_level,
+        logs.RotatingStderr(log_file, settings.log_max_bytes, settings.log_backups)
+        if logs.writes_to(log_file)
+        else None,
+        f"%(asctime)s %(levelname)s {settings.service.name} %(name)s: %(message)s",
     )
 
     def ready() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -16,7 +15,8 @@ from pathlib import Path
 import click
 
 from cli.prog import prog
-from core.paths import check_dir, shorten_home
+from core import logs
+from core.paths import check_dir, make_private, shorten_home
 from stack.discovery import StackCard, pid_alive, read_card
 from stack.settings import StackSettings
 
@@ -34,10 +34,15 @@ def up_foreground(settings: StackSettings) -> int:
             err=True,
         )
         return 1
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    os.umask(0o077)  # databases, logs and the broker's state: private to this user
+    make_private(settings.data_dir)
+    log_file = settings.data_dir / "stack.log"
+    rotating = logs.writes_to(log_file)  # detached: stderr is stack.log, which rotates
+    logs.configure(
+        settings.log_level,
+        logs.RotatingStderr(log_file, settings.log_max_bytes, settings.log_backups)
+        if rotating
+        else None,
     )
 
     def ready(card: StackCard) -> None:
@@ -82,9 +87,10 @@ def up_detached(
             json_out,
         )
         return 0
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private(settings.data_dir)
     log_path = settings.data_dir / "stack.log"
-    with log_path.open("ab") as log_file:
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "up", *argv],
             stdin=subprocess.DEVNULL,

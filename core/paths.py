@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from core.errors import ConfigError
@@ -17,6 +18,18 @@ def _xdg(var: str, fallback: str) -> Path:
 def data_dir() -> Path:
     """Where the embedded stack keeps its databases, broker state and logs."""
     return _xdg("XDG_DATA_HOME", ".local/share") / "flops"
+
+
+def make_private(folder: Path) -> Path:
+    """Create ``folder`` if need be, readable by this user only (0700), and return it.
+
+    The stack's data dir holds every user's SLAs, logs and databases: a folder that others
+    could enter is closed, so whatever is inside is private whatever its own mode.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+        folder.chmod(0o700)
+    return folder
 
 
 def config_file() -> Path:

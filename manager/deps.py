@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.errors import FlopsError
 from manager.pipeline import PIPELINE, Pipeline
@@ -81,6 +82,60 @@ class Liveness:
         return None
 
 
+QUOTA_WINDOW = 60.0  # seconds: max_starts_per_minute counts the starts in this window
+
+
+@dataclass
+class Quotas:
+    """Per-user limits on project starts; 0 means no limit (the stack's settings set them).
+
+    ``max_live``: projects not in a final state (counted in the store, so every
+    replica sees them); ``max_per_minute``: projects this manager made in the last minute.
+    """
+
+    max_live: int = 0
+    max_per_minute: int = 0
+    clock: Callable[[], float] = time.monotonic
+    _starts: dict[str, deque[float]] = field(default_factory=dict)
+    _locks: ProjectLocks = field(default_factory=ProjectLocks)
+
+    @asynccontextmanager
+    async def admit(self, user: str, store: Store) -> AsyncIterator[Callable[[], None]]:
+        """Let one start of ``user`` in, or raise ``RefusedError("quota_exceeded")``.
+
+        A user's starts are checked one at a time, so a burst cannot slip past the count;
+        call the function it yields once the project is made, so that it counts.
+        """
+        if not (self.max_live or self.max_per_minute):
+            yield lambda: None
+            return
+        async with self._locks.hold(user):
+            await self._check(user, store)
+            yield lambda: self._starts.setdefault(user, deque()).append(self.clock())
+
+    async def _check(self, user: str, store: Store) -> None:
+        recent = self._starts.get(user, deque())
+        while recent and self.clock() - recent[0] >= QUOTA_WINDOW:
+            recent.popleft()
+        if not recent:
+            self._starts.pop(user, None)
+        if self.max_per_minute and len(recent) >= self.max_per_minute:
+            wait = QUOTA_WINDOW - (self.clock() - recent[0])
+            raise RefusedError(
+                "quota_exceeded",
+                f"{user} started {len(recent)} projects in the last minute, the limit "
+                f"(setting max_starts_per_minute = {self.max_per_minute}); "
+                f"try again in {wait:.0f}s",
+            )
+        live = await store.live_projects(user) if self.max_live else 0
+        if self.max_live and live >= self.max_live:
+            raise RefusedError(
+                "quota_exceeded",
+                f"{user} has {live} live projects, the limit (setting max_live_projects = "
+                f"{self.max_live}); stop or delete one first",
+            )
+
+
 @dataclass
 class Deps:
     """What the handlers need: store, runtime, a way to emit events, and settings."""
@@ -93,5 +148,8 @@ class Deps:
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
     pipeline: Pipeline = PIPELINE  # the stages every project goes through
+    quotas: Quotas = field(default_factory=Quotas)
+    # Folders whose git repositories an SLA may name as file://; None: any folder.
+    repo_roots: tuple[Path, ...] | None = None
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from core.errors import DeployError, SLAError, StoreError
+from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project, set_state, undeploy
 from manager.pipeline import Settings, Stage, StageInput
@@ -52,13 +56,36 @@ def validate_sla(user: str, req: CreateProject) -> ProjectSLA:
     return sla
 
 
+def check_repository(sla: ProjectSLA, roots: tuple[Path, ...] | None) -> None:
+    """Refuse a ``file://`` repository outside ``roots`` (the setting ``local_repo_roots``).
+
+    The builder reads it with the stack's rights and tells the user whether it is a git
+    repository and its HEAD; ``None`` allows any folder (the single-user default).
+    """
+    url = urlsplit(sla.ml_repo_url)
+    if url.scheme != "file" or roots is None:
+        return
+    # Both the path as written and as percent-decoded, each with links and '..' resolved.
+    paths = {os.path.realpath(url.path), os.path.realpath(unquote(url.path))}
+    if roots and all(
+        any(Path(p).is_relative_to(os.path.realpath(root)) for root in roots) for p in paths
+    ):
+        return
+    raise RefusedError(
+        "forbidden",
+        f"ml_repo_url {shown(sla.ml_repo_url)}: this stack allows file:// repositories "
+        + ("only in the folders of its setting local_repo_roots" if roots else "in no folder")
+        + " (docs/security.md)",
+    )
+
+
 async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectView:
     """Validate, then create the project and run its observer.
 
     A repeated request id returns the project it made (finishing its observer if a crash
     interrupted it); nothing is left behind when the observer cannot be deployed.
     """
-    validate_sla(user, req)
+    check_repository(validate_sla(user, req), deps.repo_roots)
     existing, observer = await _made_for(user, req, deps)
     if mine(existing, deps):
         async with deps.locks.hold(existing.id):
@@ -101,9 +128,11 @@ async def _made_for(
         if existing is not None:
             return existing, None
         try:
-            new = await deps.store.create_project(
-                user, req.request_id, req.sla, req.sla_name, {}, deps.host
-            )
+            async with deps.quotas.admit(user, deps.store) as made:
+                new = await deps.store.create_project(
+                    user, req.request_id, req.sla, req.sla_name, {}, deps.host
+                )
+                made()
         except StoreError as exc:
             log.info(
                 "request %s: %s; waiting for the project of a racing replica", req.request_id, exc

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import FlopsError
+from core.logs import Throttle, shown
 from manager import events, handlers, lifecycle
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
@@ -69,6 +70,7 @@ class ManagerService:
         """
         self._link = link
         self._deps = deps
+        self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         (requests or link).route(
             topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group
         )
@@ -114,7 +116,7 @@ class ManagerService:
         try:
             topic = inbound.parsed_topic()
         except topics.TopicError as exc:
-            log.warning("dropped: %s", exc)
+            self._malformed.warning("dropped: %s", exc)
             await self._refuse(inbound, _unknown_operation(inbound.topic))
             return
         op = Op(topic.arg)
@@ -122,7 +124,13 @@ class ManagerService:
         try:
             request = inbound.decode(model)
         except codec.MessageError as exc:
-            log.warning("bad %s request from %s: %s %s", op, topic.user, exc, exc.details)
+            self._malformed.warning(
+                "bad %s request from %s: %s %s",
+                op,
+                topic.user,
+                shown(str(exc)),
+                shown(str(exc.details)),
+            )
             await self._refuse(inbound, exc, topic.user)
             return
         reply, result = await self._handle(op, topic.user, request, handler)
@@ -150,7 +158,7 @@ class ManagerService:
                 request_id=request.request_id, ok=True, result=result.model_dump(mode="json")
             )
         except RefusedError as exc:
-            log.info("%s %s of %s refused: %s", op, request.request_id, user, exc)
+            log.info("%s %s of %s refused: %s", op, request.request_id, user, shown(str(exc)))
             error = ErrorBody(code=exc.code, message=str(exc), details=exc.details)
             reply = Reply(request_id=request.request_id, ok=False, error=error)
         except Exception as exc:
@@ -178,7 +186,9 @@ class ManagerService:
         try:
             beat = inbound.decode(Heartbeat)
         except codec.MessageError as exc:
-            log.warning("dropped heartbeat on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped heartbeat on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         self._deps.liveness.heard(beat.source)
 
@@ -197,12 +207,16 @@ class ManagerService:
         try:
             topic = topics.reply(user, reply_to)
         except topics.TopicError:
-            log.warning("cannot answer %s: bad reply_to %r", reply.request_id, reply_to)
+            self._malformed.warning(
+                "cannot answer %s: bad reply_to %s", shown(reply.request_id), shown(reply_to)
+            )
             return
         payload = codec.encode(reply)
         if len(payload) > codec.MAX_PAYLOAD:
             log.warning(
-                "answer to %s is %d bytes; sending an error instead", reply.request_id, len(payload)
+                "answer to %s is %d bytes; sending an error instead",
+                shown(reply.request_id),
+                len(payload),
             )
             payload = codec.encode(
                 Reply(

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from core.aio import race
 from core.errors import BrokerError
+from core.logs import shown
 from protocol import codec, topics
 
 log = logging.getLogger(__name__)
@@ -412,7 +413,7 @@ async def _run(handler: Handler, inbound: Inbound, done: Callable[[], None] | No
     except Exception:
         # A handler bug must not take the connection down; the message is dropped and logged.
         log.exception(
-            "handler %s failed on %s", getattr(handler, "__name__", handler), inbound.topic
+            "handler %s failed on %s", getattr(handler, "__name__", handler), shown(inbound.topic)
         )
         release()
     else:

@@ -45,7 +45,8 @@ class Session:
         self.address = address
         self.user = user
         self.timeout = timeout
-        self.client_id = "cli-" + uuid.uuid4().hex[:16]
+        # 128 random bits: no other user can guess it to take this connection over.
+        self.client_id = "cli-" + uuid.uuid4().hex
         self.on_retry: Callable[[int], None] | None = None
         self._credentials = credentials
         self._mqtt = make_client(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.errors import FlopsError
+from core.logs import shown
 
 ROOT = "flops"
 VERSION = "v1"
@@ -45,10 +46,13 @@ class Op(StrEnum):
     DELETE_PROJECT = "delete_project"
 
 
+OPS = frozenset(Op)
+
+
 def check_level(value: str, what: str) -> str:
     """Refuse a topic level that could escape its place (``/``, ``+``, ``#``, empty)."""
     if not _LEVEL.match(value):
-        raise TopicError(f"{what} {value!r} is not a valid topic level")
+        raise TopicError(f"{what} {shown(value)} is not a valid topic level")
     return value
 
 
@@ -95,12 +99,12 @@ class Topic:
         """Parse a concrete topic string; raise ``TopicError`` for anything else."""
         parts = text.split("/")
         if len(parts) < 5 or parts[:3] != [ROOT, VERSION, "users"]:
-            raise TopicError(f"not a FLOps {VERSION} topic: {text!r}")
+            raise TopicError(f"not a FLOps {VERSION} topic: {shown(text)}")
         user, rest = parts[3], parts[4:]
         try:
             match rest:
-                case ["requests", op]:
-                    return cls(Kind.REQUEST, user, Op(op).value)
+                case ["requests", op] if op in OPS:
+                    return cls(Kind.REQUEST, user, op)
                 case ["replies", client]:
                     return cls(Kind.REPLY, user, client)
                 case ["projects", project, "events"]:
@@ -111,9 +115,9 @@ class Topic:
                     return cls(Kind.LOG_QUERY, user, project)
                 case ["projects", project, "heartbeat"]:
                     return cls(Kind.HEARTBEAT, user, project)
-        except ValueError as exc:
-            raise TopicError(f"not a FLOps topic: {text!r}: {exc}") from exc
-        raise TopicError(f"not a FLOps topic: {text!r}")
+        except TopicError as exc:
+            raise TopicError(f"not a FLOps topic: {shown(text)}: {exc}") from exc
+        raise TopicError(f"not a FLOps topic: {shown(text)}")
 
 
 def request(user: str, op: Op) -> Topic:

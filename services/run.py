@@ -17,8 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import ConfigError, FlopsError
-from mqtt.link import BrokerAddress, Credentials, Link
-from mqtt.tls import client_context
+from mqtt.link import Link
 from mqtt.wiring import connect_to
 from protocol import codec, topics
 from protocol.events import Event, Heartbeat, event_id
@@ -36,23 +35,22 @@ CONNECT_TIMEOUT = 15.0
 
 
 def make_link(settings: ServiceSettings) -> Link:
-    """The service's MQTT link; its client id is the service name (a persistent session).
+    """The service's MQTT link: a persistent session under its service name made private.
 
     TLS with ``ca_file`` or ``ca_pem`` (the CA's certificate as text, as Oakestra's SLA
     passes it), with the client certificate and key if they are given.
     """
-    if settings.ca_pem:
-        tls = client_context(None, settings.cert_file, settings.key_file, ca_pem=settings.ca_pem)
-        address = BrokerAddress(settings.broker_host, settings.broker_port)
-        return Link(address, settings.service.name, credentials=Credentials(tls=tls))
     wiring = connect_to(
         settings.broker_host,
         settings.broker_port,
         settings.ca_file,
         settings.cert_file,
         settings.key_file,
+        ca_pem=settings.ca_pem,
     )
-    return Link(wiring.link_address, settings.service.name, credentials=wiring.credentials)
+    return Link(
+        wiring.link_address, wiring.client_id(settings.service.name), credentials=wiring.credentials
+    )
 
 
 async def run_service(

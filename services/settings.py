@@ -62,6 +62,9 @@ class ServiceSettings(BaseModel):
     heartbeat_interval: float = Field(default=15.0, gt=0)  # an observer's heartbeats
     exit_with_parent: bool = False  # the process runtime's children end with their stack
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The process runtime's service.log: renamed to service.log.1 at this size.
+    log_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+    log_backups: int = Field(default=1, ge=0, le=100)
 
 
 def load_service_settings(

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import events, lifecycle
-from manager.deps import Deps
+from manager.deps import Deps, Quotas
 from manager.pipeline import PIPELINE, Pipeline
 from manager.service import ManagerService
 from manager.store.interface import Store
@@ -100,7 +100,9 @@ async def _run_services(
     store = await open_store(settings)
     local = settings.runtime == "local"
     logs = await LogStore.open(settings.data_dir / "observer.db") if local else None
-    link = Link(wiring.link_address, settings.identifier, credentials=wiring.credentials)
+    link = Link(
+        wiring.link_address, wiring.client_id(settings.identifier), credentials=wiring.credentials
+    )
 
     async def emit(user: str, event: Event) -> None:
         observers = backend.observers
@@ -138,13 +140,15 @@ async def _run_services(
         settings.git_timeout,
         settings.service_deadline,
         host=settings.identifier,
+        quotas=Quotas(settings.max_live_projects, settings.max_starts_per_minute),
+        repo_roots=settings.repo_roots(),
         pipeline=pipeline,
     )
     requests = _requests_link(settings, wiring)
     manager = ManagerService(
         link,
         deps,
-        shared_group="flops-managers" if settings.cluster else None,
+        shared_group=wiring.client_id("flops-managers") if settings.cluster else None,
         requests=requests,
     )
     try:
@@ -241,7 +245,7 @@ def _requests_link(settings: StackSettings, wiring: Wiring) -> Link | None:
         return None  # alone, requests wait in the persistent session until it is back
     return Link(
         wiring.link_address,
-        settings.identifier + "-requests",
+        wiring.client_id(settings.identifier + "-requests"),  # private, as the link's
         credentials=wiring.credentials,
         persistent=False,
     )

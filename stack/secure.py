@@ -16,7 +16,7 @@ from broker.server import Secure, free_port
 from broker.tlsfiles import SERVICE_USER, TlsFiles
 from mqtt.link import BrokerAddress, Credentials
 from mqtt.tls import client_context
-from mqtt.wiring import Wiring, connect_to
+from mqtt.wiring import Wiring, connect_to, key_secret
 from stack.settings import StackSettings
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
@@ -67,7 +67,13 @@ def embedded(address: BrokerAddress, secure: Secure | None) -> Wiring:
     link = BrokerAddress(address.host, secure.service_port)
     files = secure.tls
     return Wiring(
-        address, link, Credentials(tls=tls), files.ca, files.service_cert, files.service_key
+        address,
+        link,
+        Credentials(tls=tls),
+        files.ca,
+        files.service_cert,
+        files.service_key,
+        key_secret(files.service_cert, files.service_key),
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core import paths
 
@@ -35,8 +36,32 @@ class StackSettings(BaseModel):
     reconcile_interval: float = Field(default=5.0, gt=0)
     identifier: str = Field("flops-stack", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The detached stack's stack.log: renamed to stack.log.1 … at this size, backups kept.
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    log_backups: int = Field(default=3, ge=0, le=100)
     # Where observers and builders run: tasks in this process (local), one child process
     # each (process, `flops service run`), or containers on Oakestra ([oakestra] section).
     runtime: Literal["local", "process", "oakestra"] = "local"
     service_start_timeout: float = Field(default=30.0, gt=0)  # process: until a child is ready
     status_poll_interval: float = Field(default=5.0, gt=0)  # oakestra: seconds between polls
+    # Per user, 0 for no limit: projects not COMPLETED, FAILED or STOPPED; starts per minute.
+    max_live_projects: int = Field(default=50, ge=0)
+    max_starts_per_minute: int = Field(default=20, ge=0)
+    # Folders whose git repositories an SLA may name as file:// (env: separated by ':').
+    # Unset: any folder where the broker authenticates nobody, no folder where it does.
+    local_repo_roots: list[Path] | None = None
+
+    @field_validator("local_repo_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        return [p for p in value.split(os.pathsep) if p] if isinstance(value, str) else value
+
+    def repo_roots(self) -> tuple[Path, ...] | None:
+        """Where ``file://`` repositories may be; ``None``: anywhere.
+
+        Anywhere by default only where users are not told apart anyway (no secure mode and
+        no TLS to an external broker): otherwise a user could probe the stack's files.
+        """
+        if self.local_repo_roots is not None:
+            return tuple(self.local_repo_roots)
+        return () if self.secure or self.ca_file is not None else None

@@ -113,6 +113,9 @@ class Store(Protocol):
     async def projects(self, user: str) -> list[ProjectView]:
         """The user's projects, oldest first (without apps and services)."""
 
+    async def live_projects(self, user: str) -> int:
+        """How many of the user's projects are not in a final state (a quota counts them)."""
+
     async def apps(self, user: str) -> list[AppView]:
         """The user's applications."""
 

@@ -365,6 +365,12 @@ class MongoStore:
         return [_project_view(d, [], []) for d in docs]
 
     @_translated
+    async def live_projects(self, user: str) -> int:
+        """See ``Store.live_projects``."""
+        final = [s.value for s in FINAL]
+        return await self._projects.count_documents({"user": user, "state": {"$nin": final}})
+
+    @_translated
     async def apps(self, user: str) -> list[AppView]:
         """See ``Store.apps``: ordered by id, with how many services each holds."""
         return await self._apps_of(user, None)

@@ -353,6 +353,15 @@ class SqliteStore:
         rows = await self._rows("SELECT * FROM projects WHERE user=? ORDER BY id", (user,))
         return [_project_view(r, [], []) for r in rows]
 
+    async def live_projects(self, user: str) -> int:
+        """See ``Store.live_projects``."""
+        marks = ",".join("?" * len(FINAL))
+        rows = await self._rows(
+            f"SELECT COUNT(*) FROM projects WHERE user=? AND state NOT IN ({marks})",  # noqa: S608 - only placeholders
+            (user, *(s.value for s in FINAL)),
+        )
+        return int(rows[0][0])
+
     async def apps(self, user: str) -> list[AppView]:
         """See ``Store.apps``."""
         return await self._apps(user, None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import StoreError
+from core.logs import Throttle, shown
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
 from protocol.events import Event
@@ -68,6 +69,7 @@ class ObserverHost:
         self._started_id = started_event_id
         self._hosted: dict[str, Hosted] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         link.route(events, self.on_event)
         link.route(queries, self.on_query, concurrent=True)
 
@@ -129,11 +131,13 @@ class ObserverHost:
             topic = inbound.parsed_topic()
             event = inbound.decode(Event)
         except (topics.TopicError, codec.MessageError) as exc:
-            log.warning("dropped message on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped message on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         hosted = self._hosted.get(topic.project_id)
         if hosted is None or hosted.user != topic.user or event.project_id != topic.project_id:
-            log.warning(
+            self._malformed.warning(
                 "dropped event for unknown project %s on %s", event.project_id, inbound.topic
             )
             return
@@ -203,7 +207,9 @@ class ObserverHost:
         try:
             topic = inbound.parsed_topic()
         except topics.TopicError as exc:
-            log.warning("dropped log query on %s: %s", inbound.topic, exc)
+            self._malformed.warning(
+                "dropped log query on %s: %s", shown(inbound.topic), shown(str(exc))
+            )
             return
         owner = await self._store.owner(topic.project_id)
         if owner is None and not self._answer_unknown:
@@ -211,7 +217,12 @@ class ObserverHost:
         try:
             query = inbound.decode(LogQuery)
         except codec.MessageError as exc:
-            log.warning("bad log query on %s: %s %s", inbound.topic, exc, exc.details)
+            self._malformed.warning(
+                "bad log query on %s: %s %s",
+                shown(inbound.topic),
+                shown(str(exc)),
+                shown(str(exc.details)),
+            )
             await self._refuse(topic.user, inbound.payload, exc)
             return
         reply_topic = topics.reply(topic.user, query.reply_to)

@@ -7,7 +7,6 @@ schema cannot express. The mosquitto config is run by the real mosquitto binary.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
@@ -18,7 +17,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import jsonschema
 import pytest
 
@@ -42,6 +40,7 @@ from tests.deploy.conftest import (
     without_option,
 )
 from tests.deploy.test_image import stages
+from tests.security.attacks import Door, offline_session
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_FILE = HERE / "compose-spec.json"
@@ -385,13 +384,17 @@ GLOBAL = {
     "per_listener_settings",
     "set_tcp_nodelay",
     "max_queued_messages",
+    "max_queued_bytes",
     "max_inflight_messages",
+    "persistent_client_expiration",
+    "retain_available",
     "max_packet_size",
     "persistence",
     "persistence_location",
     "autosave_interval",
     "log_dest",
     "log_type",
+    "connection_messages",
     "log_timestamp_format",
     "user",
 }
@@ -428,7 +431,11 @@ def test_mosquitto_conf_has_the_stack_tuning() -> None:
     options = conf_options(MOSQUITTO_CONF.read_text())
     assert options["listener"] == [str(PEOPLE_PORT), str(SERVICE_PORT)]
     assert options["set_tcp_nodelay"] == ["true"]
-    assert int(options["max_queued_messages"][0]) >= 1_000_000
+    # Queues high enough for a restarting service's backlog, and bounded (docs/security.md).
+    assert int(options["max_queued_messages"][0]) >= 100_000
+    assert 0 < int(options["max_queued_bytes"][0]) <= 64 * 1024 * 1024
+    assert options["retain_available"] == ["false"]
+    assert options["connection_messages"] == ["false"]
     assert options["max_inflight_messages"] == ["1000"]
     assert options["persistence"] == ["true"]
     assert options["persistence_location"] == ["/mosquitto/data/"]
@@ -461,32 +468,9 @@ async def deliver_to_offline_session(broker: DeployBroker, count: int) -> list[i
     Both clients are services: the client certificate on the services' listener.
     """
     topic = "flops/v1/users/deploytest/projects/p/events"
-    port, tls = broker.service_port, broker.tls(service=True)
-    subscriber: dict[str, Any] = {
-        "hostname": "127.0.0.1",
-        "port": port,
-        "identifier": "dq",
-        "tls_context": tls,
-    }
-    async with aiomqtt.Client(**subscriber, clean_session=True):
-        pass  # start from an empty session
-    async with aiomqtt.Client(**subscriber, clean_session=False) as client:
-        await client.subscribe(topic, qos=1)
-    async with aiomqtt.Client("127.0.0.1", port, tls_context=tls) as publisher:
-        for i in range(count):
-            await publisher.publish(topic, str(i).encode(), qos=1)
-    received: list[int] = []
-    async with aiomqtt.Client(**subscriber, clean_session=False) as client:
-        messages = aiter(client.messages)
-        while len(received) < count:
-            try:
-                async with asyncio.timeout(2):
-                    message = await anext(messages)
-            except TimeoutError:
-                break  # nothing more is queued
-            assert isinstance(message.payload, bytes)
-            received.append(int(message.payload))
-    return received
+    service = Door(broker.service_port, broker.tls(service=True))
+    payloads = [str(i).encode() for i in range(count)]
+    return [int(p) for p in await offline_session(service, service, topic, payloads, "dq")]
 
 
 async def test_deploy_broker_keeps_more_than_the_default_queue_for_an_offline_session(

@@ -23,6 +23,7 @@ from tests.deploy.conftest import (
     wait_login,
 )
 from tests.deploy.test_compose import healthcheck_argv
+from tests.security.attacks import Door, offline_backlog, retained_after
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,3 +147,18 @@ def test_the_mosquitto_healthcheck_fails_with_certificates_of_another_ca(
     ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     assert result.returncode != 0
+
+
+async def test_a_user_can_make_the_broker_keep_little_and_nothing_for_ever(
+    deploy_broker: DeployBroker,
+) -> None:
+    """The deploy config bounds a user's offline session and refuses retained messages, as
+    the embedded one does (tests/security/test_hostile_tenant.py)."""
+    alice = Door(deploy_broker.people_port, deploy_broker.tls(), "alice", PASSWORDS["alice"])
+    service = Door(deploy_broker.service_port, deploy_broker.tls(service=True))
+    size = 1024 * 1024 - 1024
+    replies = "flops/v1/users/alice/replies/offline-alice"
+    received = await offline_backlog(alice, service, replies, 48, size)
+    assert 16 * 1024 * 1024 <= received <= 32 * 1024 * 1024 + size
+    requests = "flops/v1/users/alice/requests/list_apps"
+    assert await retained_after(alice, service, requests) == []

@@ -31,6 +31,9 @@ def write_local_sla(
 
 
 STARTED: list[subprocess.Popen[bytes]] = []  # the stack processes of per-test stacks
+# These stacks take bursts of hundreds of starts by one user: no per-user quota
+# (tests/integration/test_quotas.py tests the quotas).
+UNLIMITED = {"FLOPS_MAX_LIVE_PROJECTS": "0", "FLOPS_MAX_STARTS_PER_MINUTE": "0"}
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +102,7 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
     repo = make_repo(root / "repos")
     sla_dir = root / "slas"
     write_local_sla(sla_dir, repo)
-    env = cli_env(root, FLOPS_SLA_DIR=str(sla_dir))
+    env = cli_env(root, FLOPS_SLA_DIR=str(sla_dir), **UNLIMITED)
     s = Stack(root, env)
     s.start(
         "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
@@ -121,6 +124,7 @@ def broker(tmp_path: Path) -> Iterator[BrokerProcess]:
 def make_stack(tmp_path: Path, broker: BrokerProcess, **env: str) -> Stack:
     repo = make_repo(tmp_path / "repos")
     write_local_sla(tmp_path / "slas", repo)
+    env = {**UNLIMITED, **env}
     stack = Stack(
         tmp_path, cli_env(tmp_path, FLOPS_SLA_DIR=str(tmp_path / "slas"), **env), per_test=True
     )

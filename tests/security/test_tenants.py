@@ -4,76 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import pytest
 
 from broker.security import ensure_certificates
-from mqtt.link import BrokerAddress, Credentials, make_client
-from mqtt.tls import client_context
+from mqtt.link import Credentials, make_client
 from protocol import codec, topics
 from protocol.messages import CreateProject
-from slas import bundled_dir
-from tests.conftest import cli_env, make_repo, run_cli
+from tests.conftest import run_cli
+from tests.security.conftest import PASSWORDS, Secure
 
 pytestmark = pytest.mark.timeout(120)
-PASSWORDS = {"alice": "alice-secret-1", "bob": "bob-secret-22"}
-
-
-@dataclass
-class Secure:
-    """A secure stack with users alice and bob."""
-
-    root: Path
-    env: dict[str, str]
-    address: BrokerAddress
-    ca: Path
-    slas: dict[str, Path]
-
-    def cli(self, user: str | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        extra = {"FLOPS_USER": user, "FLOPS_PASSWORD": PASSWORDS[user]} if user else {}
-        return run_cli(list(args), {**self.env, **extra, **env})
-
-    def json(self, user: str, *args: str) -> Any:
-        done = self.cli(user, *args, "--output", "json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    def creds(self, user: str) -> Credentials:
-        return Credentials(user, PASSWORDS[user], client_context(self.ca))
-
-
-def sla_file(folder: Path, user: str, repo: Path) -> Path:
-    sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
-    sla.update(customerID=user, ml_repo_url=f"file://{repo}")
-    path = folder / f"{user}.json"
-    path.write_text(json.dumps(sla))
-    return path
-
-
-@pytest.fixture(scope="module")
-def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
-    root = tmp_path_factory.mktemp("secure")
-    env = cli_env(root)
-    up = run_cli(["up", "--detach", "--secure"], env)
-    assert up.returncode == 0, up.stderr + up.stdout
-    try:
-        for user, password in PASSWORDS.items():
-            added = run_cli(["user", "add", user, "--password-stdin"], env, stdin=password)
-            assert added.returncode == 0, added.stderr
-        card = json.loads((root / "data" / "flops" / "stack.json").read_text())
-        repo = make_repo(root / "repos")
-        slas = {u: sla_file(root, u, repo) for u in ("alice", "bob")}
-        yield Secure(
-            root, env, BrokerAddress("127.0.0.1", card["broker_port"]), Path(card["ca_file"]), slas
-        )
-    finally:
-        assert run_cli(["down"], env).returncode == 0
 
 
 @pytest.fixture(scope="module")

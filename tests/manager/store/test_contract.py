@@ -344,6 +344,16 @@ async def test_projects_lists_the_users_projects_oldest_first_without_details(
     assert await store.projects("nobody") == []
 
 
+async def test_live_projects_counts_the_users_projects_that_are_not_final(store: Store) -> None:
+    made = [(await new_project(store, user)).project.id for user in ("alice",) * 4 + ("bob",)]
+    await store.set_state(made[0], ProjectState.BUILDING, "building")
+    await store.set_state(made[1], ProjectState.FAILED, "failed")
+    await store.set_state(made[2], ProjectState.STOPPED, "stopped")
+    assert await store.live_projects("alice") == 2  # STARTING and BUILDING
+    assert await store.live_projects("bob") == 1
+    assert await store.live_projects("nobody") == 0
+
+
 async def test_apps_are_in_id_order_with_their_service_counts(store: Store) -> None:
     a, b = await new_project(store), await new_project(store)
     await add_service(store, b.project.id, "builder", "b1", False, {})
