@@ -1,0 +1,1 @@
+"""What runs per project: one package per service kind."""
