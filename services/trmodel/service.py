@@ -47,6 +47,7 @@ class InferenceConfig(BaseModel):
     ready_timeout: float = Field(default=30.0, gt=0)
     health_interval: float = Field(default=5.0, gt=0)
     health_misses: int = Field(default=3, ge=1)
+    ping_timeout: float = Field(default=2.0, gt=0)
     stop_timeout: float = Field(default=5.0, gt=0)
     max_restarts: int = Field(default=3, ge=0)
     restart_window: float = Field(default=300.0, gt=0)
@@ -159,7 +160,7 @@ async def run_inference_service(config: InferenceConfig, emit: Emit) -> NoReturn
     """Serve the model until cancelled; raise ``InferenceServiceError`` when it cannot."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
     supervisor = _Supervisor(config, emit)
-    timeout = httpx.Timeout(2.0)
+    timeout = httpx.Timeout(config.ping_timeout)
     async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
         while True:
             await supervisor.after(await supervisor.life(client))
