@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.uvenv import build_env
 from flops_env.flavors import load_model
 from services.trmodel.artifact import Artifact
 from services.trmodel.image import packages_for
@@ -12,7 +13,6 @@ from services.trmodel.predict import payload_from_array, predict
 from services.trmodel.service import InferenceConfig
 from tests.models import digits
 from tests.services.trmodel.test_service import Notices, serving
-from tests.services.trmodel.uvenv import build_env
 
 # a cold package cache downloads scikit-learn, scipy and numpy once (~60 MB)
 pytestmark = pytest.mark.timeout(600)

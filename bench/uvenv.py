@@ -1,6 +1,7 @@
 """A real environment built with uv, laid out as the image builder lays out images.
 
-The builder (``images/``) is another package's job; this is the few steps the tests need:
+The builder (``images/``) is another package's job; this is the few steps that
+bench.serving and the tests that run the scoring server in its own environment need:
 a venv, the requirements installed by uv, and ``flops_env`` made importable by a ``.pth``
 file that points at a copy of it (nothing else of ours is importable there).
 """
