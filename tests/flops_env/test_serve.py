@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from flops_env.serve import EXIT_NO_MODEL, EXIT_NO_PORT
+from flops_env.serve import EXIT_NO_MODEL, EXIT_NO_PORT, bind
 from tests.models import digits, fitted_model, save_in_process, start_server, stop_server
 
 pytestmark = pytest.mark.timeout(60)
@@ -172,3 +172,13 @@ def test_the_server_exits_when_its_parent_is_gone(model_dir: Path) -> None:
     assert not alive(pid), "the orphaned server is still running"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/ping", trust_env=False)
+
+
+def test_the_listening_socket_says_it_is_tcp() -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose proto is TCP; without it every answer
+    # waited ~40 ms for the client's delayed ACK (bench.serving found it)
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
