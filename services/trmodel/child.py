@@ -119,15 +119,18 @@ async def run_child(
     on_ready: OnReady,
 ) -> Ended:
     """Run one life of the child; it is stopped (SIGTERM, then SIGKILL) however this ends."""
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,  # a Ctrl-C at the terminal reaches the stack, which stops it
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C at the terminal reaches the stack, which stops it
+        )
+    except OSError as exc:
+        return Ended(f"cannot start {command[0]}: {exc.strerror or exc}", None, False, [])
     child = _Child(proc)
     pumps = [asyncio.ensure_future(child.pump(s)) for s in (proc.stdout, proc.stderr)]
     try:

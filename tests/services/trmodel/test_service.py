@@ -212,3 +212,13 @@ async def test_a_configured_port_that_is_taken_fails_at_once(
         cfg = config(shared_artifact, tmp_path, port=port)
         with pytest.raises(InferenceServiceError, match=f"cannot listen on 127.0.0.1:{port}"):
             await run_inference_service(cfg, notices.emit)
+
+
+async def test_an_environment_without_python_fails_at_once_naming_it(
+    shared_artifact: Artifact, tmp_path: Path
+) -> None:
+    notices = Notices()
+    cfg = config(shared_artifact, tmp_path).model_copy(update={"python": tmp_path / "nope"})
+    with pytest.raises(InferenceServiceError, match=r"cannot start .*nope: No such file"):
+        await run_inference_service(cfg, notices.emit)
+    assert (await notices.next()).level == "error"
