@@ -6,8 +6,8 @@ uvicorn, numpy)::
     python -m flops_env.serve --model-dir ARTIFACT/model [--host 127.0.0.1] [--port 0]
                               [--ready-file PATH] [--parent-pid PID]
 
-``GET /ping`` and ``GET /health`` answer 200 (the model is loaded before the server
-listens); ``POST /invocations`` scores a body in one of the formats of
+``GET /ping`` and ``GET /health`` answer 200 (nothing is answered before the model is
+loaded); ``POST /invocations`` scores a body in one of the formats of
 ``flops_env.scoring`` and answers ``{"predictions": [...]}``, or 400/413/415 with
 ``{"error_code": "BAD_REQUEST", "message": ...}``. Port 0 picks a free port. When the server
 answers, it prints ``FLOPS_SERVE_READY <url>`` on stdout and, with ``--ready-file``, writes
@@ -161,20 +161,25 @@ def run_server(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load the model, bind, serve; the exit code."""
+    """Bind (a taken port fails fast, before the heavy imports), load, serve; the exit code.
+
+    Connections that arrive while the model loads wait in the listen queue; nothing
+    answers before the model is loaded.
+    """
     args = parse_args(argv)
-    try:
-        loaded = load_model(args.model_dir)
-    except FlavorError as exc:
-        print(f"flops_env.serve: cannot load the model: {exc}", file=sys.stderr)
-        return EXIT_NO_MODEL
-    for drift in version_drift(loaded.info):
-        print(f"flops_env.serve: warning: {drift}", file=sys.stderr)
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
         print(f"flops_env.serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_NO_PORT
+    try:
+        loaded = load_model(args.model_dir)
+    except FlavorError as exc:
+        sock.close()
+        print(f"flops_env.serve: cannot load the model: {exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    for drift in version_drift(loaded.info):
+        print(f"flops_env.serve: warning: {drift}", file=sys.stderr)
     run_server(create_app(loaded, args.max_body_bytes), sock, args.ready_file, args.parent_pid)
     return 0
 
