@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from core.errors import FlopsError
-from manager.pipeline import PIPELINE, Pipeline
+from manager.pipeline import PIPELINE, Pipeline, Settings
 from manager.store.interface import Store
 from protocol.events import Event
 from runtimes.base import Runtime
@@ -88,8 +88,7 @@ class Deps:
     store: Store
     runtime: Runtime
     emit: Callable[[str, Event], Awaitable[None]]  # (user, event)
-    registry: str = "localhost:5073"
-    git_timeout: float = 30.0
+    stages: Settings = field(default_factory=Settings)  # what stages hand their services
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
     pipeline: Pipeline = PIPELINE  # the stages every project goes through
