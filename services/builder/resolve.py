@@ -18,6 +18,7 @@ from mlrepos.sources import RepoSnapshot, resolve_repo
 if TYPE_CHECKING:
     from services.builder.service import BuilderConfig
 
+__all__ = ["SnapshotCache", "resolve_repo"]
 Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
