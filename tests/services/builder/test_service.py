@@ -57,7 +57,7 @@ async def test_a_repository_is_built_once_then_reused_and_ends_with_images_ready
     ready = read_images_ready(last.data.model_dump(mode="json"))
     assert ready.commit == head and ready.learner.name == learner and not ready.reused
     assert os.access(ready.learner.python, os.X_OK)
-    assert os.access(os.path.join(ready.repo_path, "model_manager.py"), os.R_OK)
+    assert os.access(Path(ready.repo_path) / "model_manager.py", os.R_OK)
     assert ready.data_tags == ["mnist"] and ready.data_dir == str(tmp_path / "node")
 
     again = await build(cfg)
