@@ -112,8 +112,12 @@ class Builder:
         """A library's notice as an event (``core.progress.Progress``)."""
         await self.say(notice.text, Level(notice.level))
 
-    async def run(self, resolve: SnapshotCache) -> ActorImages:
-        """Resolve, check, build or reuse; the images, or ``BuildFailedError``."""
+    async def run(self, resolve: SnapshotCache, beat: Beat) -> ActorImages:
+        """Resolve, check, build or reuse; the images, or ``BuildFailedError``.
+
+        It says it is alive from its first report on, while the build runs: a builder that
+        hangs before it reports anything is failed by the manager's deadline.
+        """
         cfg = self.config
         data_dir = Path(cfg.data_dir)
         progress: Progress = self.notice
@@ -122,19 +126,19 @@ class Builder:
             await self.say(
                 f"Repository {snapshot.url} at commit {snapshot.commit} ({snapshot.source})"
             )
-            images = await build_actor_images(
-                snapshot,
-                ImageStore(data_dir),
-                registry=cfg.registry,
-                options=UvOptions(interval=cfg.progress_interval, timeout=cfg.build_timeout),
-                progress=progress,
-            )
+            async with beating(beat, cfg.heartbeat_interval):
+                images = await build_actor_images(
+                    snapshot,
+                    ImageStore(data_dir),
+                    registry=cfg.registry,
+                    options=UvOptions(interval=cfg.progress_interval, timeout=cfg.build_timeout),
+                    progress=progress,
+                )
         except FlopsError as exc:
             await self.say(failure_text(exc), Level.ERROR, ProjectState.FAILED)
             raise BuildFailedError(str(exc)) from exc
-        record_use(
-            data_dir, self.project_id, cfg.user, [images.learner.name, images.aggregator.name]
-        )
+        names = [images.learner.name, images.aggregator.name]
+        record_use(data_dir, self.project_id, cfg.user, names)
         values = images_ready(snapshot, images, cfg)
         await self.say(
             f"FLOps images ready: {images.learner.name} and {images.aggregator.name}",
@@ -154,8 +158,7 @@ async def run_builder(
 ) -> ActorImages:
     """Run one project's build to its end (its images), reporting alive meanwhile."""
     builder = Builder(service_id, name, project_id, config, emit)
-    async with beating(beat, config.heartbeat_interval):
-        return await builder.run(resolve or SnapshotCache())
+    return await builder.run(resolve or SnapshotCache(), beat)
 
 
 async def run_builder_in(ctx: ServiceContext[BuilderConfig]) -> None:
