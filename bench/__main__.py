@@ -1,9 +1,9 @@
 """``python -m bench [--short] [--out FILE]``: run every scenario, print a table, write JSON.
 
-Four fresh stacks, each with its own mosquitto: one for the CLI, latency and follower
+Five fresh stacks, each with its own mosquitto: one for the CLI, latency and follower
 scenarios (in that order, so the CLI and latency figures start from an almost empty
 stack), one for ingest and then replay of the log ingest filled, one for the throughput
-burst and one for the scale levels.
+burst, one for the scale levels and one for the image build of the seed command.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import cli_time, follower, ingest, latency, replay, scale, throughput
+from bench import build, cli_time, follower, ingest, latency, replay, scale, throughput
 from bench.harness import ROOT, Broker, Mode, Row, Stack, machine
 from bench.report import table
 
@@ -38,6 +38,7 @@ SCENARIOS = [
     replay.SCENARIO,
     throughput.SCENARIO,
     scale.SCENARIO,
+    build.SCENARIO,
 ]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUDGETS = {"ingest": 120.0, "throughput": 70.0, "scale": 200.0}  # seconds, full mode
@@ -112,6 +113,9 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
                 guarded(
                     results, errors, replay.SCENARIO, lambda: replay.run(stack, project[0], mode)
                 )
+    if build.SCENARIO in only:
+        with running(root / "e") as stack:
+            guarded(results, errors, build.SCENARIO, lambda: build.run(stack, mode))
     if throughput.SCENARIO in only:
         with running(root / "b") as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731

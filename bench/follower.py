@@ -56,7 +56,7 @@ async def measure(
     try:
         publisher = make_client(address, "bench-service", persistent=False)
         async with publisher:
-            await _line_with(proc.stdout, b"Start building", 30)  # history printed
+            await _line_with(proc.stdout, b"FLOps images ready", 30)  # history printed
             body = b""
             per = max(1, count // chunks)
             i = 0

@@ -239,9 +239,27 @@ class Stack:
             db.close()
 
 
-def make_repo(parent: Path, name: str = "bench_repo") -> Path:
-    """A local git repository with one commit, laid out like github.com/<user>/<repo>."""
-    repo = parent / "bench-user" / name
+# The smallest repository that passes the contract: its images hold numpy only, so a
+# project's build takes about a second once uv's cache is warm.
+MINIMAL_REPO = {
+    "model_manager.py": (
+        '"""A model manager that learns nothing: enough for the contract check."""\n\n\n'
+        "class ModelManager:\n"
+        '    """No model: the stack tests and benchmarks only build its images."""\n'
+    ),
+    "requirements.txt": "numpy==1.26.4\n",
+}
+
+
+def make_repo(
+    parent: Path,
+    name: str = "bench_repo",
+    user: str = "bench-user",
+    files: dict[str, str] | None = None,
+) -> Path:
+    """A local git repository with one commit of ``files`` (``MINIMAL_REPO``), laid out
+    like github.com/<user>/<repo>."""
+    repo = parent / user / name
     repo.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -252,6 +270,10 @@ def make_repo(parent: Path, name: str = "bench_repo") -> Path:
     }
     git = shutil.which("git") or "/usr/bin/git"
     subprocess.run([git, "init", "-q", str(repo)], check=True, env=env)
+    for rel, text in (MINIMAL_REPO if files is None else files).items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    subprocess.run([git, "-C", str(repo), "add", "-A"], check=True, env=env)
     subprocess.run(
         [git, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "init"], check=True, env=env
     )

@@ -62,10 +62,9 @@ def listed(stack: Stack) -> str:
 
 
 def live(stack: Stack) -> int:
-    """Projects whose start completed (BUILDING), from the manager's database."""
-    return int(
-        stack.sql("manager.db", "SELECT COUNT(*) FROM projects WHERE state='BUILDING'")[0][0]
-    )
+    """Projects whose start completed (BUILDING or built), from the manager's database."""
+    query = "SELECT COUNT(*) FROM projects WHERE state IN ('BUILDING', 'IMAGES_READY')"
+    return int(stack.sql("manager.db", query)[0][0])
 
 
 def measure(stack: Stack, wanted: int, samples: int, seconds: float) -> Level:

@@ -4,7 +4,7 @@ Each client is a ``mqtt.requester.Session`` (the CLI's request code) with one st
 flight at a time. Baseline: bare request/response per second with as many concurrent
 aiomqtt askers against an echo responder. After the burst the stack's own database is the
 ground truth: one project per request id, each the one answered, and every project is
-followed until it rests (``BUILDING`` when its builder announced the build).
+followed until it rests (``IMAGES_READY`` once its images are built or reused).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
     if k > 1:
         first, last = result.rate_over(slice(0, k)), result.rate_over(slice(-k, None))
         scope += f"; first {k} answers at {first:.0f}/s, last {k} at {last:.0f}/s"
-    resting = states.get("BUILDING", 0)
+    resting = states.get("BUILDING", 0) + states.get("IMAGES_READY", 0)
     rate = Row(
         SCENARIO,
         f"answered starts/s, {clients} concurrent clients",
@@ -74,7 +74,7 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
     exact.met = exact.value == 0
     rested = Row(
         SCENARIO,
-        "started projects not reaching BUILDING",
+        "started projects not reaching BUILDING or IMAGES_READY",
         float(len(stored) - resting),
         "projects",
         target="0",

@@ -1,7 +1,8 @@
 """The ``flops`` and ``oak`` command trees; the commands live in one module per family.
 
-``cli.project_commands`` talk to the manager and observers, ``cli.stack_commands`` run
-processes (``up``, ``down``, ``service run``), ``cli.user_commands`` manage the secure mode.
+``cli.project_commands`` talk to the manager and observers, ``cli.data_commands`` handle
+the node's data and images, ``cli.stack_commands`` run processes (``up``, ``down``,
+``service run``), ``cli.user_commands`` manage the secure mode.
 Exit codes and error text are ``cli.common``'s.
 """
 
@@ -11,7 +12,7 @@ from typing import ClassVar
 
 import click
 
-from cli import project_commands, stack_commands, user_commands
+from cli import data_commands, project_commands, stack_commands, user_commands
 from cli.project_commands import apps, services
 
 
@@ -26,6 +27,8 @@ class AliasGroup(click.Group):
         "s": "status",
         "a": "apps",
         "logs": "log",
+        "m": "mock_data",
+        "mock-data": "mock_data",
     }
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -44,7 +47,13 @@ def flops() -> None:
     """
 
 
-for command in (*project_commands.COMMANDS, *stack_commands.COMMANDS, *user_commands.COMMANDS):
+COMMANDS = (
+    *project_commands.COMMANDS,
+    *data_commands.COMMANDS,
+    *stack_commands.COMMANDS,
+    *user_commands.COMMANDS,
+)
+for command in COMMANDS:
     flops.add_command(command)
 
 

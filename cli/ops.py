@@ -234,6 +234,12 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
         )
     if state is ProjectState.COMPLETED:
         return f"\nProject {project.id} COMPLETED: every stage is done."
+    if state is ProjectState.IMAGES_READY:
+        return (
+            f"\nProject {project.id} is IMAGES_READY: its learner and aggregator images are "
+            "built; federated training is the next stage (not available yet). "
+            f"Images: flops images"
+        )
     return (
         f"\nProject {project.id} is {state.value if state else 'starting'}: the image build is "
         f"the next stage. Follow it with: {prog()} log {project.id} --follow"

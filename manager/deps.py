@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import FlopsError
-from manager.pipeline import PIPELINE, Pipeline
+from manager.pipeline import PIPELINE, Pipeline, Settings
 from manager.store.interface import Store
 from protocol.events import Event
 from runtimes.base import Runtime
@@ -143,8 +143,7 @@ class Deps:
     store: Store
     runtime: Runtime
     emit: Callable[[str, Event], Awaitable[None]]  # (user, event)
-    registry: str = "localhost:5073"
-    git_timeout: float = 30.0
+    stages: Settings = field(default_factory=Settings)  # what stages hand their services
     service_deadline: float = 60.0
     host: str = ""  # this replica: it runs the observers and builders of the projects it made
     pipeline: Pipeline = PIPELINE  # the stages every project goes through

@@ -9,6 +9,7 @@ events come in through ``manager.events``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -19,7 +20,7 @@ from core.errors import DeployError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project, set_state, undeploy
-from manager.pipeline import Settings, Stage, StageInput
+from manager.pipeline import Stage, StageInput
 from manager.store.interface import NewService, Progress
 from protocol.events import Event, event_id
 from protocol.messages import (
@@ -207,7 +208,7 @@ async def advance(project_id: str, deps: Deps, known: ProjectView | None = None)
 def stage_input(now: Progress, deps: Deps) -> StageInput:
     """What a stage decides from."""
     sla = parse_sla(now.sla, now.sla_name or now.project_id)
-    settings = Settings(deps.registry, deps.git_timeout, deps.service_deadline / 4)
+    settings = dataclasses.replace(deps.stages, heartbeat_interval=deps.service_deadline / 4)
     return StageInput(now.project_id, now.user, sla, now.outputs, settings)
 
 

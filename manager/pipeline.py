@@ -13,7 +13,9 @@ services it deploys (``services.kinds``)::
             Want(LEARNER, LearnerConfig(...), index=i) for i in range(learners)
         ]
 
-    STAGES["train"] = Stage("train", training, ends_on="trained", next="model")
+    STAGES["train"] = Stage("train", training, ends_on="trained", next="model",
+                            state=ProjectState.TRAINING)
+    STAGES["build"] = replace(STAGES["build"], next="train")  # instead of "images_ready"
 
 The store records which stage a project is in and whether its services are deployed; it
 does not know what the stages are.
@@ -29,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from protocol.states import ProjectState
+from services.builder.facts import IMAGES_READY
 from services.builder.service import BuilderConfig
 from services.kinds import BUILDER, ServiceKind
 from slas import ProjectSLA
@@ -43,6 +46,10 @@ class Settings:
     registry: str = "localhost:5073"
     git_timeout: float = 30.0
     heartbeat_interval: float = 15.0
+    data_dir: str = "."  # the node's data dir: repositories, images, data
+    repo_sources: Mapping[str, str] = field(default_factory=dict)  # URL -> local source
+    build_progress_interval: float = 2.0
+    build_timeout: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -106,17 +113,40 @@ class Pipeline:
 
 def build(given: StageInput) -> list[Want]:
     """The image build: one builder for the SLA's repository."""
+    settings = given.settings
     config = BuilderConfig(
         repo_url=given.sla.ml_repo_url,
-        registry=given.settings.registry,
-        git_timeout=given.settings.git_timeout,
-        heartbeat_interval=given.settings.heartbeat_interval,
+        registry=settings.registry,
+        data_dir=settings.data_dir,
+        user=given.user,
+        data_tags=list(given.sla.training_configuration.data_tags),
+        repo_sources=dict(settings.repo_sources),
+        git_timeout=settings.git_timeout,
+        heartbeat_interval=settings.heartbeat_interval,
+        progress_interval=settings.build_progress_interval,
+        build_timeout=settings.build_timeout,
     )
     return [Want(BUILDER, config)]
 
 
+def nothing(_given: StageInput) -> list[Want]:
+    """A stage without services."""
+    return []
+
+
 STAGES: dict[str, Stage] = {
-    # The builder reports BUILDING itself; "images_ready" ends the stage once it builds.
-    "build": Stage("build", build, ends_on="images_ready", undeploys=(BUILDER.name,)),
+    # Stages 2-3: resolve the commit, build or reuse the images; ends with their facts
+    # (services.builder.facts.ImagesReady), kept as outputs["build"].
+    "build": Stage(
+        "build",
+        build,
+        ends_on=IMAGES_READY,
+        next="images_ready",
+        state=ProjectState.BUILDING,
+        undeploys=(BUILDER.name,),
+    ),
+    # Where a project rests until the training stage exists: it deploys nothing and never
+    # ends. The training stage replaces it as the build's next.
+    "images_ready": Stage("images_ready", nothing, ends_on=None, state=ProjectState.IMAGES_READY),
 }
 PIPELINE = Pipeline("build", STAGES)

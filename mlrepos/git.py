@@ -12,6 +12,29 @@ from mlrepos.errors import RepoError
 
 _ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
 
+# What git adds after the cause of a failed fetch, whatever the cause was.
+_GIT_BOILERPLATE = (
+    "could not read from remote repository",
+    "please make sure you have the correct access rights",
+    "and the repository exists",
+)
+
+
+def git_reason(stderr: bytes, limit: int = 300) -> str:
+    """The lines of git's error output that say what went wrong, in one line.
+
+    git ends many failures with the same advice ("Please make sure you have the correct
+    access rights and the repository exists."); the cause is in the lines before it.
+    """
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    meaningful = [
+        line.removeprefix("fatal: ").removeprefix("error: ")
+        for line in lines
+        if line and not any(b in line.lower() for b in _GIT_BOILERPLATE)
+    ]
+    reason = "; ".join(dict.fromkeys(meaningful)) or "the repository has no HEAD"
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+
 
 async def run_git(*args: str, timeout: float, what: str) -> bytes:
     """``git args``'s stdout; ``RepoError`` naming ``what`` with git's last line on failure."""
@@ -34,8 +57,7 @@ async def run_git(*args: str, timeout: float, what: str) -> bytes:
         await proc.wait()
         raise RepoError(f"{what}: no answer within {timeout:g}s") from None
     if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
-        raise RepoError(f"{what}: {lines[-1] if lines else f'git exited {proc.returncode}'}")
+        raise RepoError(f"{what}: {git_reason(err)}")
     return out
 
 

@@ -15,6 +15,7 @@ class ProjectState(StrEnum):
 
     STARTING = "STARTING"
     BUILDING = "BUILDING"
+    IMAGES_READY = "IMAGES_READY"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
@@ -31,14 +32,16 @@ class ProjectState(StrEnum):
 
 
 FINAL = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
-# The image build is where a project rests today: no later stage exists yet.
-RESTING = FINAL | {ProjectState.BUILDING}
+# Where a project rests: its images are built and no later stage exists yet (the training
+# stage will follow the build instead, and IMAGES_READY then stays unused).
+RESTING = FINAL | {ProjectState.IMAGES_READY}
 _ENDS = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
 
 # Allowed project state changes; anything else is refused.
 TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
     ProjectState.STARTING: frozenset({ProjectState.BUILDING}) | _ENDS,
-    ProjectState.BUILDING: _ENDS,
+    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY}) | _ENDS,
+    ProjectState.IMAGES_READY: _ENDS,
     ProjectState.COMPLETED: frozenset(),
     ProjectState.FAILED: frozenset(),
     ProjectState.STOPPED: frozenset(),

@@ -71,6 +71,8 @@ class LocalRuntime:
             return
         self._specs.pop(spec.id, None)
         task = self._tasks.pop(spec.id, None)
+        if task is asyncio.current_task():
+            return  # its own event ended its stage (a one-shot's last): it is returning
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -24,6 +24,7 @@ from core.errors import ConfigError, DeployError
 from manager import events, lifecycle
 from manager.deps import Deps, Quotas
 from manager.pipeline import PIPELINE, Pipeline
+from manager.pipeline import Settings as StageSettings
 from manager.service import ManagerService
 from manager.store.interface import Store
 from manager.store.sqlite import SqliteStore
@@ -136,8 +137,7 @@ async def _run_services(
         store,
         backend.runtime,
         emit,
-        settings.registry,
-        settings.git_timeout,
+        stage_settings(settings),
         settings.service_deadline,
         host=settings.identifier,
         quotas=Quotas(settings.max_live_projects, settings.max_starts_per_minute),
@@ -176,6 +176,18 @@ async def _run_services(
     finally:
         await backend.close()
         await _close(logs, store)
+
+
+def stage_settings(settings: StackSettings) -> StageSettings:
+    """What the stages hand their services, from the stack's settings."""
+    return StageSettings(
+        registry=settings.registry,
+        git_timeout=settings.git_timeout,
+        data_dir=str(settings.data_dir.resolve()),
+        repo_sources=dict(settings.repo_sources),
+        build_progress_interval=settings.build_progress_interval,
+        build_timeout=settings.build_timeout,
+    )
 
 
 def _background(

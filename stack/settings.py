@@ -31,6 +31,10 @@ class StackSettings(BaseModel):
     mongo_url: str = "mongodb://127.0.0.1:27017/flops"  # with store = "mongodb"
     registry: str = "localhost:5073"
     git_timeout: float = Field(default=30.0, gt=0)
+    # ml_repo_url -> a local git repository, a plain folder, or "bundled:<name>" (mlrepos)
+    repo_sources: dict[str, str] = Field(default_factory=dict)
+    build_progress_interval: float = Field(default=2.0, gt=0)  # uv silence before a line
+    build_timeout: float = Field(default=900.0, gt=0)  # one uv step at most
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     # cluster: how often a stack stops its services that another replica stopped or deleted
     reconcile_interval: float = Field(default=5.0, gt=0)

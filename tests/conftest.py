@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import make_repo as bench_repo
 from broker.process import MosquittoProcess
 from broker.server import find_mosquitto
 from tests.mongo import mongo_url
@@ -38,23 +39,17 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProces
 
 
 def make_repo(
-    parent: Path, user: str = "Malyuk-A", name: str = "flops_ml_repo_mnist_sklearn"
+    parent: Path,
+    user: str = "Malyuk-A",
+    name: str = "flops_ml_repo_mnist_sklearn",
+    files: dict[str, str] | None = None,
 ) -> Path:
-    """A local git repository with one commit, laid out like github.com/<user>/<repo>."""
-    repo = parent / user / name
-    repo.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.org",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.org",
-    }
-    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
-    subprocess.run(
-        ["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "init"], check=True, env=env
-    )
-    return repo
+    """A local git repository with one commit, laid out like github.com/<user>/<repo>.
+
+    Its files are ``files``, by default the smallest repository that passes the contract
+    (``bench.harness.MINIMAL_REPO``: numpy only, so a project's build is quick).
+    """
+    return bench_repo(parent, name, user, files)
 
 
 def head_of(repo: Path) -> str:

@@ -1,1 +1,1 @@
-"""Builds a project's images; for now it resolves the commit and announces the build."""
+"""Builds a project's images: the repository at one commit, the learner's and aggregator's."""

@@ -1,25 +1,35 @@
-"""The builder service of a project.
+"""The builder service of a project: stages 2-3 of the original, on this node.
 
-It resolves the repository's current commit with git (``file://`` repositories work, which
-is how tests run offline), reports ``Start building <image> image``, and puts the project
-in the BUILDING state. The image build itself is the next stage and not done yet. When the
-repository cannot be reached or is not GitHub-style, it reports a failure and the project
-fails.
+It resolves the SLA's ``ml_repo_url`` to one commit (``mlrepos.resolve_repo``: the
+``repo_sources`` setting, the URL, or, offline, the bundled example with a WARNING), exports
+that commit, checks the contract, and builds or reuses the learner's and aggregator's
+environment images (``images.build_actor_images``). Every notice of those libraries becomes
+an event of the project, so the log is never silent for more than the progress interval
+while uv works. It ends with an ``images_ready`` event whose data (``ImagesReady``) is what
+the training stage needs; a failure is one ERROR event that fails the project.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import FlopsError
-from protocol.events import Event, Level, event_id
+from core.progress import Notice, Progress
+from images.actors import ActorImages, build_actor_images
+from images.store import ImageStore
+from images.uses import record_use
+from images.uvrun import UvOptions
+from mlrepos.sources import RepoSnapshot
+from protocol.events import Event, Facts, Level, event_id
 from protocol.states import ProjectState
+from services.builder.facts import IMAGES_READY, images_ready
+from services.builder.resolve import SnapshotCache
 from services.context import Beat, Emit, ServiceContext
-from slas.model import FILE_URL, GITHUB_URL
 
 
 class BuildFailedError(FlopsError):
@@ -32,100 +42,109 @@ class BuilderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repo_url: str
     registry: str
+    data_dir: str = Field(min_length=1)  # the node's data dir: repos/, images/, data/
+    user: str = ""  # the project's customer (recorded as the images' user)
+    data_tags: list[str] = Field(default_factory=list)  # handed on to the training stage
+    repo_sources: dict[str, str] = Field(default_factory=dict)  # URL -> local source
     git_timeout: float = 30.0
     heartbeat_interval: float = 15.0
+    progress_interval: float = 2.0  # seconds of uv silence before a "still working" line
+    build_timeout: float = 900.0  # a uv step that runs longer fails the build
 
 
-def image_name(registry: str, repo_url: str, commit: str, kind: str = "base") -> str:
-    """``<registry>/<github user, lower case>/<repo>/<kind>:<commit sha>``."""
-    match = GITHUB_URL.match(repo_url) or FILE_URL.match(repo_url)
-    if match is None:
-        raise BuildFailedError(f"{repo_url} is not a GitHub-style repository URL")
-    return f"{registry}/{match.group(1).lower()}/{match.group(2)}/{kind}:{commit}"
+def failure_text(exc: Exception) -> str:
+    """The original's failure sentence around our reason (uv's may span lines)."""
+    reason = str(exc).rstrip().rstrip(".")
+    joint = "\n" if "\n" in reason else ". "
+    return f"{reason}{joint}Builder failed. Terminating this FLOps Project."
 
 
-async def resolve_commit(repo_url: str, timeout: float) -> str:
-    """The commit sha of the repository's HEAD, via ``git ls-remote``."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
+@contextlib.asynccontextmanager
+async def beating(beat: Beat, interval: float) -> AsyncIterator[None]:
+    """Say the service is alive every ``interval`` while the block runs."""
+
+    async def loop() -> None:
+        while True:
+            await beat()
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop())
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "ls-remote",
-            "--exit-code",
-            repo_url,
-            "HEAD",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class Builder:
+    """One project's build: turns notices into events and runs the two libraries."""
+
+    def __init__(
+        self, service_id: str, name: str, project_id: str, config: BuilderConfig, emit: Emit
+    ) -> None:
+        self.id, self.name, self.project_id = service_id, name, project_id
+        self.config = config
+        self._emit = emit
+        self._count = 0
+
+    async def say(
+        self,
+        text: str,
+        level: Level = Level.INFO,
+        state: ProjectState | None = None,
+        data: Facts | None = None,
+    ) -> None:
+        """Emit one event of the project (ids deterministic per builder and step)."""
+        self._count += 1
+        await self._emit(
+            Event(
+                event_id=event_id(self.id, "build", str(self._count)),
+                project_id=self.project_id,
+                source=self.name,
+                level=level,
+                text=text[:4096],
+                state=state,
+                data=data,
+            )
         )
-    except OSError as exc:
-        raise BuildFailedError(f"git is not available: {exc}") from exc
-    try:
-        # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a cancellation
-        # that arrives as the process ends, and a stopping stack then waits for the builder.
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise BuildFailedError(f"cannot reach {repo_url}: no answer within {timeout:g}s") from None
-    sha = out.decode(errors="replace").split("\t", 1)[0].strip()
-    if proc.returncode != 0 or len(sha) != 40:
-        raise BuildFailedError(f"cannot reach {repo_url}: {git_reason(err)}")
-    return sha
 
+    async def notice(self, notice: Notice) -> None:
+        """A library's notice as an event (``core.progress.Progress``)."""
+        await self.say(notice.text, Level(notice.level))
 
-# What git adds after the cause of a failed fetch, whatever the cause was.
-_GIT_BOILERPLATE = (
-    "could not read from remote repository",
-    "please make sure you have the correct access rights",
-    "and the repository exists",
-)
+    async def run(self, resolve: SnapshotCache, beat: Beat) -> ActorImages:
+        """Resolve, check, build or reuse; the images, or ``BuildFailedError``.
 
-
-def git_reason(stderr: bytes, limit: int = 300) -> str:
-    """The lines of git's error output that say what went wrong, in one line.
-
-    git ends many failures with the same advice ("Please make sure you have the correct
-    access rights and the repository exists."); the cause is in the lines before it.
-    """
-    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
-    meaningful = [
-        line.removeprefix("fatal: ").removeprefix("error: ")
-        for line in lines
-        if line and not any(b in line.lower() for b in _GIT_BOILERPLATE)
-    ]
-    reason = "; ".join(dict.fromkeys(meaningful)) or "the repository has no HEAD"
-    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
-
-
-Resolve = Callable[[str, float], Awaitable[str]]  # (repo url, timeout) -> commit sha
-
-
-class CommitCache:
-    """HEADs for builders that share a process, asked of git once per repository and ttl.
-
-    However many projects of one repository start within ``ttl`` seconds, one
-    ``git ls-remote`` answers them all.
-    """
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self._ttl = ttl
-        self._known: dict[str, tuple[float, asyncio.Future[str]]] = {}
-
-    async def resolve(self, repo_url: str, timeout: float) -> str:
-        """The repository's HEAD, asked of git at most once per ``ttl``."""
-        loop = asyncio.get_running_loop()
-        known = self._known.get(repo_url)
-        if known is None or loop.time() - known[0] > self._ttl:
-            future = asyncio.ensure_future(resolve_commit(repo_url, timeout))
-            known = self._known[repo_url] = (loop.time(), future)
+        It says it is alive from its first report on, while the build runs: a builder that
+        hangs before it reports anything is failed by the manager's deadline.
+        """
+        cfg = self.config
+        data_dir = Path(cfg.data_dir)
+        progress: Progress = self.notice
         try:
-            return await asyncio.shield(known[1])
-        except BuildFailedError:
-            self._known.pop(repo_url, None)  # ask again next time
-            raise
+            snapshot: RepoSnapshot = await resolve.resolve(cfg, progress)
+            await self.say(
+                f"Repository {snapshot.url} at commit {snapshot.commit} ({snapshot.source})"
+            )
+            async with beating(beat, cfg.heartbeat_interval):
+                images = await build_actor_images(
+                    snapshot,
+                    ImageStore(data_dir),
+                    registry=cfg.registry,
+                    options=UvOptions(interval=cfg.progress_interval, timeout=cfg.build_timeout),
+                    progress=progress,
+                )
+        except FlopsError as exc:
+            await self.say(failure_text(exc), Level.ERROR, ProjectState.FAILED)
+            raise BuildFailedError(str(exc)) from exc
+        names = [images.learner.name, images.aggregator.name]
+        record_use(data_dir, self.project_id, cfg.user, names)
+        values = images_ready(snapshot, images, cfg)
+        await self.say(
+            f"FLOps images ready: {images.learner.name} and {images.aggregator.name}",
+            data=Facts(type=IMAGES_READY, values=values),
+        )
+        return images
 
 
 async def run_builder(
@@ -135,45 +154,18 @@ async def run_builder(
     config: BuilderConfig,
     emit: Emit,
     beat: Beat,
-    resolve: Resolve = resolve_commit,
-) -> None:
-    """Run the builder: report the build start, or the failure, then keep reporting alive."""
-    try:
-        image_name(config.registry, config.repo_url, "x")
-        commit = await resolve(config.repo_url, config.git_timeout)
-    except BuildFailedError as exc:
-        await emit(
-            Event(
-                event_id=event_id(service_id, "failed"),
-                project_id=project_id,
-                source=name,
-                level=Level.ERROR,
-                text=f"Builder failed: {exc}. Terminating this FLOps Project.",
-                state=ProjectState.FAILED,
-            )
-        )
-        raise
-    image = image_name(config.registry, config.repo_url, commit)
-    await emit(
-        Event(
-            event_id=event_id(service_id, "start", commit),
-            project_id=project_id,
-            source=name,
-            text=f"Start building {image} image (This can take a while)",
-            state=ProjectState.BUILDING,
-        )
-    )
-    # The image build is the next stage: until it exists the builder rests here, alive.
-    while True:
-        await asyncio.sleep(config.heartbeat_interval)
-        await beat()
+    resolve: SnapshotCache | None = None,
+) -> ActorImages:
+    """Run one project's build to its end (its images), reporting alive meanwhile."""
+    builder = Builder(service_id, name, project_id, config, emit)
+    return await builder.run(resolve or SnapshotCache(), beat)
 
 
 async def run_builder_in(ctx: ServiceContext[BuilderConfig]) -> None:
     """The builder's entry (``services.kinds``): ``run_builder`` with the context's reporting.
 
-    Builders of one process share one cache of repository HEADs.
+    Builders of one process share one cache of resolved repositories.
     """
     me = ctx.spec
-    resolve = ctx.shared.get(CommitCache).resolve
-    await run_builder(me.id, me.name, me.project_id, ctx.config, ctx.emit, ctx.beat, resolve)
+    cache = ctx.shared.get(SnapshotCache)
+    await run_builder(me.id, me.name, me.project_id, ctx.config, ctx.emit, ctx.beat, cache)

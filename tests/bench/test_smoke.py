@@ -23,6 +23,7 @@ SCENARIOS = {
     "log replay",
     "start throughput",
     "scale",
+    "build",
 }
 
 

@@ -31,7 +31,7 @@ def test_the_seed_command_runs_on_mongodb_and_state_survives_a_restart(
     assert stack.stop() == 0
     start(stack, broker)
     listed: Any = stack.cli_json("projects")
-    assert [p["state"] for p in listed["projects"]] == ["BUILDING"]
+    assert [p["state"] for p in listed["projects"]] == ["IMAGES_READY"]
     services: Any = stack.cli_json("services")
     assert sorted(s["kind"] for s in services["services"]) == ["builder", "observer"]
     assert stack.stop() == 0

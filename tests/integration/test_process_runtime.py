@@ -79,23 +79,26 @@ def test_a_project_runs_its_observer_and_builder_as_processes_and_follows_their_
     project_id, texts = start_seed(stack)
     head = head_of(stack.repo)  # type: ignore[attr-defined]
     assert texts[0] == "Project Observer started"
-    # The builder, a process of its own, may report before the manager's line.
-    assert sorted(texts[1:]) == [
-        "New Builder service created & deployed",
-        f"Start building localhost:5073/malyuk-a/flops_ml_repo_mnist_sklearn/base:{head} image "
-        "(This can take a while)",
-    ]
+    # The builder, a process of its own, may report before the manager's lines.
+    assert "New Builder service created & deployed" in texts
+    learner = f"localhost:5073/malyuk-a/flops_ml_repo_mnist_sklearn/learner:{head}"
+    assert f"Start building {learner} image (This can take a while)" in texts
+    assert texts[-1] == "Project is IMAGES_READY: stage images_ready"
     children = service_processes(stack)
     assert stack.proc is not None
-    pids = {children["observer"][0], children["builder"][0], stack.proc.pid}
-    assert len(pids) == 3
+    assert list(children) == ["observer"]  # the builder's process ended with its job
+    shown: Any = stack.cli_json("status", project_id)
+    builder = next(s for s in shown["services"] if s["kind"] == "builder")
+    # Ended by itself, or stopped by the end of its stage a moment before it exited.
+    assert builder["instances"][0]["status"] in ("COMPLETED", "UNDEPLOYED")
+    # It ran as a process in a data dir of its own, and built into the node's data dir.
+    assert (stack.data_dir / "services" / builder["name"] / "service.log").exists()
+    assert list((stack.data_dir / "images").glob("sha256-*/manifest.json"))
     # The log lives in the observer process's data dir; the stack hosts no observer.
     assert not (stack.data_dir / "observer.db").exists()
     observer_db = stack.data_dir / "services" / children["observer"][1] / "observer.db"
     assert observer_db.exists()
-    shown: Any = stack.cli_json("status", project_id)
-    assert shown["state"] == "BUILDING"
-    assert {s["instances"][0]["status"] for s in shown["services"]} == {"RUNNING"}
+    assert shown["state"] == "IMAGES_READY"
 
     assert stack.stop(signal.SIGTERM) == 0
     assert not any(pid_alive(pid) for pid, _ in children.values())
@@ -112,14 +115,13 @@ def test_a_stack_restart_restores_the_observer_process_with_its_log_intact(
     assert not any(pid_alive(pid) for pid, _ in first.values())
 
     start(stack, broker)
-    again = wait_until(lambda: len(found := service_processes(stack)) == 2 and found)
+    again = wait_until(lambda: len(found := service_processes(stack)) == 1 and found)
     assert again["observer"][1] == first["observer"][1]
     assert again["observer"][0] != first["observer"][0]
     after = entries(stack, project_id)
-    assert after == before  # nothing lost, no second "started", no second build start
-    assert [e["seq"] for e in after] == [1, 2, 3]
+    assert after == before  # nothing lost, no second "started", no second build
     shown: Any = stack.cli_json("status", project_id)
-    assert shown["state"] == "BUILDING"
+    assert shown["state"] == "IMAGES_READY"
     assert stack.stop() == 0
 
 
@@ -133,20 +135,16 @@ def test_an_observer_killed_with_sigkill_fails_its_project_by_its_exit_status(
     os.kill(observer_pid, signal.SIGKILL)
 
     def failed() -> Any:
-        # The state changes first, then the builder is undeployed: wait for both.
         shown: Any = stack.cli_json("status", project_id)
-        builder = next(s for s in shown["services"] if s["kind"] == "builder")
-        undeployed = builder["instances"][0]["status"] == "UNDEPLOYED"
-        return shown if shown["state"] == "FAILED" and undeployed else None
+        return shown if shown["state"] == "FAILED" else None
 
     shown = wait_until(failed)
     assert shown["state_reason"] == f"service {observer} failed"
-    assert not pid_alive(children["builder"][0])
     # The observer is started again, so the log stays readable, with the failure in it.
     restarted = wait_until(lambda: service_processes(stack).get("observer"))
     assert restarted[0] != observer_pid
     texts = wait_until(
-        lambda: [e["text"] for e in entries(stack, project_id)][3:] or None, timeout=15
+        lambda: [e["text"] for e in entries(stack, project_id)][-1:] or None, timeout=15
     )
     assert texts == [f"Project failed: service {observer} failed"]
     assert stack.stop() == 0
@@ -162,7 +160,7 @@ def test_a_builder_that_fails_ends_its_process_with_a_failed_status(
     sla_path.write_text(json.dumps(sla))
     done = stack.cli("project", "--project-sla-file-name", "mnist_sklearn_small")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "Builder failed: cannot reach" in done.stdout
+    assert "cannot reach" in done.stdout and "Builder failed. Terminating" in done.stdout
     project_id = json.loads(stack.cli("projects", "-o", "json").stdout)["projects"][0]["id"]
 
     def builder_failed() -> bool:

@@ -35,39 +35,46 @@ def test_the_seed_command_starts_a_project_as_the_documentation_shows(stack: Sta
     assert re.search(r"│ proj[0-9a-f]{12}\s+│ \(\d+\)\s+│ [0-9a-f]{24} │", out)
     assert re.search(r"│ observ[0-9a-f]{12}\s+│ [0-9a-f]{24} │ 0 RUNNING\s+│ observatory\s+│", out)
     head = head_of(stack.repo)  # type: ignore[attr-defined]
-    assert log_texts(out) == [
+    texts = log_texts(out)
+    assert texts[:3] == [
         "Project Observer started",
         "New Builder service created & deployed",
-        f"Start building localhost:5073/malyuk-a/flops_ml_repo_mnist_sklearn/base:{head} image "
-        "(This can take a while)",
+        "Project is BUILDING: stage build",
     ]
+    learner = f"localhost:5073/malyuk-a/flops_ml_repo_mnist_sklearn/learner:{head}"
+    assert f"Start building {learner} image (This can take a while)" in texts
+    assert texts[-1] == "Project is IMAGES_READY: stage images_ready"
+    assert "is IMAGES_READY: its learner and aggregator images are built" in out
 
 
 def test_json_output_and_the_query_commands_agree(stack: Stack) -> None:
     started: Any = stack.cli_json("project", "--project-sla-file-name", "mnist_sklearn_small")
     project = started["project"]
-    assert started["state"] == "BUILDING"
-    assert [e["seq"] for e in started["log"]] == [1, 2, 3]
+    assert started["state"] == "IMAGES_READY"
+    seqs = [e["seq"] for e in started["log"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    ready = [e["data"] for e in started["log"] if e["data"] and e["data"]["type"] == "images_ready"]
+    assert len(ready) == 1 and ready[0]["values"]["reused"] is True  # the first test built them
     pid = project["id"]
     assert project["name"] == next(a for a in project["apps"] if a["id"] == pid)["name"]
 
     listed: Any = stack.cli_json("projects")
     assert pid in [p["id"] for p in listed["projects"]]
     shown: Any = stack.cli_json("status", pid)
-    assert shown["state"] == "BUILDING"
+    assert shown["state"] == "IMAGES_READY"
     assert sorted(s["kind"] for s in shown["services"]) == ["builder", "observer"]
     builder = next(s for s in shown["services"] if s["kind"] == "builder")
-    assert builder["app_id"] == pid and builder["instances"][0]["status"] == "RUNNING"
+    assert builder["app_id"] == pid and builder["instances"][0]["status"] == "COMPLETED"
     apps: Any = stack.cli_json("apps")
     assert [a["name"] for a in apps["apps"]].count("observatory") == 1
     services: Any = stack.cli_json("services")
     assert builder["id"] in [s["id"] for s in services["services"]]
 
     last: Any = stack.cli_json("log", pid, "--last", "1")
-    assert [e["seq"] for e in last["entries"]] == [3]
+    assert [e["seq"] for e in last["entries"]] == [seqs[-1]]
     later: Any = stack.cli_json("log", pid, "--from-seq", "2")
-    assert [e["seq"] for e in later["entries"]] == [2, 3]
-    assert later["state"] == "BUILDING"
+    assert [e["seq"] for e in later["entries"]] == seqs[1:]
+    assert later["state"] == "IMAGES_READY"
 
 
 def test_the_oak_tables_show_on_their_own(stack: Stack) -> None:
@@ -95,7 +102,8 @@ def test_an_unreachable_github_repo_fails_the_project_clearly(stack: Stack, tmp_
     path.write_text(json.dumps(sla))
     done = stack.cli("project", "--project-sla-file-name", str(path))
     assert done.returncode == 1
-    assert "Builder failed: cannot reach file:///nonexistent/owner/repo" in done.stdout
+    assert "cannot reach file:///nonexistent/owner/repo" in done.stdout
+    assert "Builder failed. Terminating this FLOps Project." in done.stdout
     pid = re.search(r"Project ([0-9a-f]{24}) FAILED", done.stdout)
     assert pid is not None
     shown: Any = stack.cli_json("status", pid.group(1))

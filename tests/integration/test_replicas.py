@@ -75,7 +75,7 @@ async def test_three_managers_share_a_burst_and_survive_losing_one(
 
     def all_started() -> bool:
         projects[:] = r1.cli_json("projects")["projects"]
-        return all(p["state"] == "BUILDING" for p in projects)
+        return all(p["state"] == "IMAGES_READY" for p in projects)
 
     await wait_for(all_started, 90)
     by_request = {p["request_id"]: p for p in projects}
@@ -84,7 +84,8 @@ async def test_three_managers_share_a_burst_and_survive_losing_one(
     assert {p["host"] for p in projects} == {"r1", "r2", "r3"}  # the load was shared
     some = next(p for p in projects if p["host"] == "r3")
     log: Any = r1.cli_json("log", some["id"])  # asked through the broker, r3 answers
-    assert [e["seq"] for e in log["entries"]] == [1, 2, 3]
+    seqs = [e["seq"] for e in log["entries"]]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 3
     for stack in stacks:
         assert stack.stop() == 0
 
@@ -151,7 +152,7 @@ async def test_whichever_replica_answers_a_stop_or_delete_the_host_stops_the_ser
 
     def building() -> bool:
         listed: Any = r1.cli_json("projects")["projects"]
-        return len(listed) == 6 and all(p["state"] == "BUILDING" for p in listed)
+        return len(listed) == 6 and all(p["state"] == "IMAGES_READY" for p in listed)
 
     await wait_for(building, 60)
     listed: Any = r1.cli_json("projects")["projects"]

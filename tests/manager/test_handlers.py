@@ -94,9 +94,10 @@ async def test_advance_creates_and_announces_the_builder(deps: Deps) -> None:
     builder = after.services[1]
     assert builder.app_id == view.id and builder.name == "builder" + view.services[0].name[6:]
     texts = [e.text for _, e in deps.events]  # type: ignore[attr-defined]
-    assert texts == ["New Builder service created & deployed"]
+    # The stage sets its state (BUILDING) after announcing its builder.
+    assert texts == ["New Builder service created & deployed", "Project is BUILDING: stage build"]
     await handlers.advance(view.id, deps)  # repeating is harmless
-    assert len(deps.events) == 1  # type: ignore[attr-defined]
+    assert len(deps.events) == 2  # type: ignore[attr-defined]
 
 
 async def test_a_repeated_request_id_returns_the_same_project(deps: Deps) -> None:

@@ -82,7 +82,7 @@ async def test_another_user_cannot_stop_or_delete(deps: Deps) -> None:
             "eve", DeleteProject(request_id="del-00001", reply_to="c", project_id=pid), deps
         )
     view = await deps.store.project(pid)
-    assert view is not None and view.state is ProjectState.STARTING
+    assert view is not None and view.state is ProjectState.BUILDING
 
 
 async def test_a_builder_that_never_reports_fails_its_project_at_the_deadline(deps: Deps) -> None:
@@ -123,7 +123,7 @@ async def test_a_restarted_replica_watches_only_its_own_projects_builders(deps: 
     await lifecycle.watch_running(deps)
     assert await lifecycle.check_deadlines(deps, now=10**12) == 1  # far past every deadline
     states = {pid: (await deps.store.project(pid)).state for pid in (mine, theirs)}  # type: ignore[union-attr]
-    assert states == {mine: ProjectState.FAILED, theirs: ProjectState.STARTING}
+    assert states == {mine: ProjectState.FAILED, theirs: ProjectState.BUILDING}
 
 
 async def test_the_host_stops_what_another_replica_stopped_or_deleted(deps: Deps) -> None:

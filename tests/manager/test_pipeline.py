@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(30)
 
 def builders(count: int) -> Any:
     def services(given: StageInput) -> list[Want]:
-        config = BuilderConfig(repo_url=given.sla.ml_repo_url, registry="r")
+        config = BuilderConfig(repo_url=given.sla.ml_repo_url, registry="r", data_dir=".")
         return [Want(BUILDER, config, index=i) for i in range(count)]
 
     return services

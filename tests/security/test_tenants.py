@@ -47,7 +47,7 @@ def test_bob_cannot_see_stop_or_delete_alices_project(secure: Secure, alices_pro
         assert "no project" in done.stderr or "no log" in done.stderr
     assert secure.json("bob", "projects")["projects"] == []
     shown = secure.json("alice", "status", alices_project)
-    assert shown["state"] == "BUILDING"
+    assert shown["state"] == "IMAGES_READY"
 
 
 async def test_bob_receives_nothing_from_alices_topics(secure: Secure, alices_project: str) -> None:
@@ -66,7 +66,7 @@ async def test_bob_receives_nothing_from_alices_topics(secure: Secure, alices_pr
         started = secure.json(
             "alice", "project", "--project-sla-file-name", str(secure.slas["alice"])
         )
-        assert started["state"] == "BUILDING"  # alice's events and log flowed meanwhile
+        assert started["state"] == "IMAGES_READY"  # alice's events and log flowed meanwhile
         await asyncio.sleep(0.5)
         listener.cancel()
     assert [t for t in got if "/users/alice/" in t] == []

@@ -43,6 +43,7 @@ def test_a_builder_that_fails_exits_1_after_reporting(
     tmp_path: Path, mosquitto: BrokerProcess
 ) -> None:
     config = {"repo_url": f"file://{tmp_path}/no/repo", "registry": "r:5000"}
+    config["data_dir"] = str(tmp_path)
     spec = ServiceSpec("s3", "builder3", "builder", "Admin", P2, P2, config)
     env = cli_env(tmp_path, **service_environment(spec), FLOPS_BROKER_PORT=str(mosquitto.port))
     done = run_cli(["service", "run"], env)

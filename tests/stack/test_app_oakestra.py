@@ -151,7 +151,7 @@ async def test_the_stack_deploys_both_services_on_oakestra_with_the_entry_point(
 ) -> None:
     oak, env = oakestra_stack.oak, oakestra_stack.env
     project_id = await start_project(env)
-    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    await wait_for_status(env, project_id, "BUILDING", "builder", "RUNNING")
     observer, builder = oak.service("observ"), oak.service("builder")
     assert observer["cmd"] == builder["cmd"] == ["flops", "service", "run"]
     assert f"FLOPS_SERVICE_PROJECT_ID={project_id}" in observer["environment"]
@@ -164,7 +164,7 @@ async def test_the_stack_deploys_both_services_on_oakestra_with_the_entry_point(
 async def test_an_oakestra_failed_builder_fails_the_project(oakestra_stack: Running) -> None:
     oak, env = oakestra_stack.oak, oakestra_stack.env
     project_id = await start_project(env)
-    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    await wait_for_status(env, project_id, "BUILDING", "builder", "RUNNING")
     oak.set_status("builder", "FAILED")
     shown = await wait_for_status(env, project_id, "FAILED", "builder", "FAILED")
     assert shown["state_reason"].startswith("service builder")
@@ -173,9 +173,9 @@ async def test_an_oakestra_failed_builder_fails_the_project(oakestra_stack: Runn
 async def test_an_oakestra_completed_builder_is_recorded(oakestra_stack: Running) -> None:
     oak, env = oakestra_stack.oak, oakestra_stack.env
     project_id = await start_project(env)
-    await wait_for_status(env, project_id, "STARTING", "builder", "RUNNING")
+    await wait_for_status(env, project_id, "BUILDING", "builder", "RUNNING")
     oak.set_status("builder", "COMPLETED")
-    await wait_for_status(env, project_id, "STARTING", "builder", "COMPLETED")
+    await wait_for_status(env, project_id, "BUILDING", "builder", "COMPLETED")
     oak.set_status("observ", "DEAD")
     shown = await wait_for_status(env, project_id, "FAILED", "observer", "DEAD")
     assert shown["state_reason"].startswith("service observ")
