@@ -1,0 +1,1 @@
+"""What runs per project: the services a project's stages deploy."""
