@@ -106,7 +106,7 @@ async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Repor
         files = await worker.save_model(config.model_dir, config.flavor, saved.best_parameters)
         state.finished = True
         checkpoint.save(config.checkpoint_dir, saved)
-    await _final_lines(report, state, config.model_dir)
+        await _final_lines(report, state, config.model_dir)  # before the worker's exit (~0.3 s)
     return Outcome(state.best, state.completed, state.history, config.model_dir, files["files"])
 
 

@@ -9,6 +9,8 @@ repository; the learner then leaves with that reason and ends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.errors import FlopsError
 from services.training import bus
-from services.training.errors import NoDataError, UserCodeError
+from services.training.errors import NoDataError, TrainingError, UserCodeError
 from services.training.fedavg import Arrays
 from services.training.member import Answer, Member
 from services.training.messages import Presence, Task
@@ -77,20 +79,40 @@ async def run_learner(config: LearnerConfig, broker: bus.BrokerTarget, emit: Emi
     async with bus.connect(
         broker, f"{config.name}-{run[:8]}", config.settings, (group.learners, leave)
     ) as link:
+        await link.subscribe(group.tasks, group.aggregator)
+        member = Member(link, group, config.name, run, config.settings, _not_ready)
         try:
-            return await _learn(config, link, group, run, report)
+            return await _learn(config, link, member)
         except FlopsError as exc:
-            fail = isinstance(
-                exc, NoDataError
-            )  # the project fails; otherwise the aggregator decides
+            # No data fails the project; any other failure is the aggregator's to judge.
+            fail = isinstance(exc, NoDataError)
             await report.error(str(exc) if fail else f"Learner failed: {exc}", fail=fail)
-            await link.send_json(group.learners, leave.model_copy(update={"reason": str(exc)}))
+            gone = leave.model_copy(update={"reason": str(exc)[:2000]})
+            await link.send_json(group.learners, gone)
+            if not member.heard_aggregator:
+                await _linger(link, group, config.settings.join_timeout)
+                await link.send_json(group.learners, gone)
             raise
 
 
-async def _learn(
-    config: LearnerConfig, link: bus.Bus, group: Group, run: str, report: Reporter
-) -> int:
+async def _not_ready(task: Task, parameters: Arrays) -> Answer:
+    raise TrainingError("the learner is not ready")
+
+
+async def _linger(link: bus.Bus, group: Group, timeout: float) -> None:
+    """Wait for a sign of the aggregator (at most ``timeout``), so it hears why we leave.
+
+    A learner can fail before the aggregator subscribed; once the aggregator beats, it
+    hears the leave sent again after this.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            async for topic, _ in link.receive():
+                if topic == group.aggregator:
+                    return
+
+
+async def _learn(config: LearnerConfig, link: bus.Bus, member: Member) -> int:
     if not config.data.slices:
         raise NoDataError(no_data_text(config.data.tags))
     spec = config.worker.model_copy(update={"env": {**config.worker.env, **config.data.env()}})
@@ -109,10 +131,9 @@ async def _learn(
             evaluation = await worker.evaluate(parameters)
             return Answer(evaluation.examples, [], evaluation.loss, evaluation.accuracy)
 
-        member = Member(link, group, config.name, run, config.settings, handle)
+        member.handle = handle
         router = Router()
         member.routes(router)
-        await link.subscribe(group.tasks, group.aggregator)
         answered = await run_beside(member.serve(), router.pump(link), member.beat())
         await member.leave("training finished")
         return answered

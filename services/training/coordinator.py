@@ -11,6 +11,7 @@ naming them and why.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,7 +27,13 @@ from services.training.router import Router
 from services.training.settings import TrainingSettings
 from services.training.topics import Channel, Group
 
+log = logging.getLogger(__name__)
 VERBS = {"fit": "fit", "evaluate": "evaluate", "done": "finish"}
+
+
+def count(number: int, noun: str) -> str:
+    """``1 learner``, ``2 learners``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @dataclass
@@ -41,14 +48,10 @@ class Collection:
 
     def deliver(self, result: Result, arrays: Arrays) -> None:
         """A learner's answer (ignored unless it was asked and has not answered)."""
-        if result.sender not in self.pending:
-            return
-        if result.ok:
+        if result.sender in self.pending:
             self.pending.discard(result.sender)
             self.results[result.sender] = (result, arrays)
             self._check()
-        else:
-            self.fail(result.sender, result.error or "it reported a failure")
 
     def fail(self, name: str, reason: str) -> None:
         """A learner asked for this task will not answer."""
@@ -104,16 +107,20 @@ class Coordinator:
             self.alive[message.sender] = now
             self.gone.pop(message.sender, None)
             if new:
-                count = f" ({len(self.alive)}/{self.expected})" if self.expected else ""
-                await self.report.say(f"{self.label.capitalize()} {message.sender} joined{count}")
+                tally = f" ({len(self.alive)}/{self.expected})" if self.expected else ""
+                await self.report.say(f"{self.label.capitalize()} {message.sender} joined{tally}")
         self._changed.set()
 
     async def _on_result(self, payload: bytes) -> None:
         limit = self.settings.frame_limit
         result, arrays = wire.decode_frame(Result, payload, limit)
         current = self._current
-        if current is not None and result.task_id == current.task.task_id:
+        if current is None or result.task_id != current.task.task_id:
+            return
+        if result.ok:
             current.deliver(result, arrays)
+        else:  # a learner that failed a task leaves (see member.py): ask it no more
+            self._lose(result.sender, result.error or "it reported a failure")
 
     def _lose(self, name: str, reason: str) -> None:
         self.alive.pop(name, None)
@@ -133,12 +140,12 @@ class Coordinator:
                     self._lose(name, f"it was silent for more than {timeout:g} s")
             await asyncio.sleep(self.settings.heartbeat_interval)
 
-    async def wait_for(self, count: int, why: str) -> None:
-        """Wait until ``count`` learners are alive, at most ``join_timeout`` seconds."""
+    async def wait_for(self, needed: int, why: str) -> None:
+        """Wait until ``needed`` learners are alive, at most ``join_timeout`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.join_timeout
-        while len(self.alive) < count:
-            if self.expected is not None and self.expected - len(self.gone) < count:
+        while len(self.alive) < needed:
+            if self.expected is not None and self.expected - len(self.gone) < needed:
                 break
             self._changed.clear()
             left = deadline - loop.time()
@@ -149,9 +156,9 @@ class Coordinator:
                     await self._changed.wait()
             except TimeoutError:
                 break
-        if len(self.alive) < count:
+        if len(self.alive) < needed:
             raise TrainingFailedError(
-                f"{why} needs {count} {self.label}s, {len(self.alive)} "
+                f"{why} needs {count(needed, self.label)}, {len(self.alive)} "
                 f"{'is' if len(self.alive) == 1 else 'are'} there"
                 + (f" after {self.settings.join_timeout:g} s" if not self.gone else "")
                 + self._why_gone()
@@ -167,7 +174,7 @@ class Coordinator:
                 self._reported.add((name, why))
                 await self.report.warning(
                     f"{self.label.capitalize()} {name} is gone: {why}; "
-                    f"{len(self.alive)} {self.label}s left"
+                    f"{count(len(self.alive), self.label)} left"
                 )
 
     async def run_task(
@@ -180,6 +187,7 @@ class Coordinator:
             task_id=uuid.uuid4().hex, op=op, round=round_, cycle=cycle, learners=sorted(self.alive)
         )
         collection = self._current = Collection(task, set(task.learners))
+        log.debug("%s: task %s %s %s to %s", self.name, task.task_id, op, where, task.learners)
         try:
             await self.bus.send_frame(self.group.tasks, task, parameters)
             try:
@@ -194,13 +202,14 @@ class Coordinator:
         lost = "; ".join(f"{n}: {why}" for n, why in sorted(collection.failed.items()))
         if answered < minimum:
             raise TrainingFailedError(
-                f"{where} needs {minimum} {self.label}s to {VERBS[op]}, {answered} answered; {lost}"
+                f"{where} needs {count(minimum, self.label)} to {VERBS[op]}, "
+                f"{answered} answered; {lost}"
             )
         for name, why in sorted(collection.failed.items()):
             self._reported.add((name, why))
             await self.report.say(
                 f"{self.label.capitalize()} {name} dropped from {where} ({VERBS[op]}): {why}; "
-                f"continuing with {answered} {self.label}s",
+                f"continuing with {count(answered, self.label)}",
                 level=Level.WARNING,
             )
         return list(collection.results.values())

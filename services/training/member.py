@@ -52,6 +52,11 @@ class Member:
     _aggregator_run: str = ""
     _done: set[str] = field(default_factory=set)
 
+    @property
+    def heard_aggregator(self) -> bool:
+        """Whether the aggregator's presence reached this member (so it hears our leave)."""
+        return bool(self._aggregator_run)
+
     def presence(self, kind: str, reason: str = "") -> Presence:
         """The presence message of ``kind`` from this member."""
         return Presence.model_validate(
@@ -66,6 +71,7 @@ class Member:
     async def _on_task(self, payload: bytes) -> None:
         limit = self.settings.frame_limit
         task, arrays = wire.decode_frame(Task, payload, limit)
+        log.debug("%s: got task %s %s round %d", self.name, task.task_id, task.op, task.round)
         self._aggregator_seen = asyncio.get_running_loop().time()
         if task.op == "done" or self.name in task.learners:
             self._tasks.put_nowait((task, arrays))
@@ -113,6 +119,7 @@ class Member:
                 continue
             self._done.add(task.task_id)
             await self._answer(task, arrays)
+            log.debug("%s: answered task %s", self.name, task.task_id)
             answered += 1
 
     async def _answer(self, task: Task, arrays: Arrays) -> None:

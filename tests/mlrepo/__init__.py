@@ -81,6 +81,21 @@ def data_spec(digits: Digits, *indexes: int) -> DataSpec:
     )
 
 
+def fault_line() -> int:
+    """The line of the test repository's injected ``raise``."""
+    text = (REPO / "model_manager.py").read_text().splitlines()
+    return next(i for i, line in enumerate(text, 1) if "# FAULT LINE" in line)
+
+
+def train_examples(digits: Digits, *indexes: int) -> int:
+    """How many training examples (80 %) the given partitions hold."""
+    total = 0
+    for index in indexes:
+        with np.load(digits.data_dir / digits.partitions[index], allow_pickle=False) as part:
+            total += int(0.8 * len(part["label"]))
+    return total
+
+
 def accuracy(parameters_file: Path, digits: Digits) -> float:
     """Accuracy of saved LogisticRegression parameters on the held-out digits."""
     with np.load(parameters_file, allow_pickle=False) as saved:

@@ -10,7 +10,7 @@ import pytest
 from services.training.errors import ModelTooLargeError, UserCodeError, WorkerError
 from services.training.settings import MiB, TrainingSettings
 from services.training.worker import Worker
-from tests.mlrepo import BIG_REPO, REPO, Digits, data_spec, worker_spec, write_digits
+from tests.mlrepo import BIG_REPO, Digits, data_spec, fault_line, worker_spec, write_digits
 
 pytestmark = pytest.mark.timeout(60)
 SETTINGS = TrainingSettings()
@@ -19,10 +19,6 @@ SETTINGS = TrainingSettings()
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> Digits:
     return write_digits(tmp_path_factory.mktemp("digits"), 2)
-
-
-def line_of(marker: str, path: Path) -> int:
-    return next(i for i, text in enumerate(path.read_text().splitlines(), 1) if marker in text)
 
 
 async def test_the_contract_runs_in_the_child(digits: Digits) -> None:
@@ -46,7 +42,7 @@ async def test_a_user_exception_names_its_file_and_line(digits: Digits) -> None:
             await worker.fit(await worker.get_parameters())
         where = caught.value.where
         assert (where.type, where.file) == ("RuntimeError", "model_manager.py")
-        assert where.line == line_of("# FAULT LINE", REPO / "model_manager.py")
+        assert where.line == fault_line()
         assert "fit_model raised RuntimeError: injected failure in fit call 1" in str(caught.value)
         # the worker keeps serving after a user error
         assert len(await worker.get_parameters()) == 2
