@@ -204,7 +204,10 @@ def serve(stream_in: BinaryIO, stream_out: BinaryIO, repo: Path, limit: int) -> 
         op = str(request.header.get("op", ""))
         if op == "shutdown":
             frames.write_frame(stream_out, {"ok": True, "op": op})
-            return 0
+            sys.stderr.flush()
+            # Skip the interpreter's teardown (0.3 s and more with scikit-learn loaded): the
+            # parent waits for this exit; user code had its say in its last operation.
+            os._exit(0)
         try:
             answer, arrays = worker.handle(op, request.header, request.arrays)
         except Exception as exc:
