@@ -1,0 +1,1 @@
+"""The aggregator service: FedAvg rounds over the project's training topics."""
