@@ -35,7 +35,17 @@ from services.training.fedavg import weighted_mean
 from services.training.messages import RoundData
 from services.training.settings import RoundPlan, TrainingSettings
 from services.training.worker import Worker
-from tests.mlrepo import PROJECT, REPO, STUBS, USER, Digits, Events, data_spec, worker_spec
+from tests.mlrepo import (
+    PROJECT,
+    REPO,
+    STUBS,
+    USER,
+    Digits,
+    Events,
+    artifact_plan,
+    data_spec,
+    worker_spec,
+)
 from tests.mlrepo import write_digits as make_digits
 
 ROUNDS = 3
@@ -53,7 +63,7 @@ def federated(root: Path, broker: Broker, digits: Digits) -> dict[str, float]:
         plan=plan,
         worker=worker_spec(),
         checkpoint_dir=root / "checkpoint",
-        model_dir=root / "model",
+        artifact=artifact_plan(root / "models"),
         settings=settings,
     )
     learners = [

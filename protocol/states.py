@@ -16,6 +16,7 @@ class ProjectState(StrEnum):
     STARTING = "STARTING"
     BUILDING = "BUILDING"
     IMAGES_READY = "IMAGES_READY"
+    TRAINING = "TRAINING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
@@ -40,7 +41,8 @@ _ENDS = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STO
 # Allowed project state changes; anything else is refused.
 TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
     ProjectState.STARTING: frozenset({ProjectState.BUILDING}) | _ENDS,
-    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY}) | _ENDS,
+    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY, ProjectState.TRAINING}) | _ENDS,
+    ProjectState.TRAINING: _ENDS,
     ProjectState.IMAGES_READY: _ENDS,
     ProjectState.COMPLETED: frozenset(),
     ProjectState.FAILED: frozenset(),

@@ -24,8 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core import ids
 from core.errors import ConfigError
+from services.aggregator.cluster import ClusterConfig
+from services.aggregator.service import AggregatorConfig
 from services.builder.service import BuilderConfig, run_builder_in
 from services.context import ServiceContext
+from services.learner.service import LearnerConfig
+from services.training.entries import aggregator_entry, cluster_entry, learner_entry
 
 C = TypeVar("C", bound=BaseModel)
 Entry = Callable[[ServiceContext[C]], Awaitable[None]]
@@ -103,7 +107,25 @@ BUILDER: ServiceKind[BuilderConfig] = ServiceKind(
     resources=Resources(memory=2000, vcpus=1, storage=15000),
 )
 
-KINDS: dict[str, ServiceKind[Any]] = {kind.name: kind for kind in (OBSERVER, BUILDER)}
+# The training actors (services.training.entries): one-shot, they end with the training.
+AGGREGATOR: ServiceKind[AggregatorConfig] = ServiceKind(
+    "aggregator", "aggr", AggregatorConfig, aggregator_entry, one_shot=True, label="Aggregator"
+)
+CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
+    "cluster_aggregator",
+    "caggr",
+    ClusterConfig,
+    cluster_entry,
+    one_shot=True,
+    label="Cluster Aggregator",
+)
+LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
+    "learner", "flearner", LearnerConfig, learner_entry, one_shot=True, label="FL Learners"
+)
+
+KINDS: dict[str, ServiceKind[Any]] = {
+    kind.name: kind for kind in (OBSERVER, BUILDER, AGGREGATOR, CLUSTER, LEARNER)
+}
 
 
 def kind_of(name: str) -> ServiceKind[Any]:

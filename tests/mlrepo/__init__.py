@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from broker.messages import Event, Level
+from protocol.events import Event, Level
+from services.aggregator.service import ArtifactPlan
 from services.learner.service import DataSpec
 from services.training.messages import EventData
 from services.training.worker import WorkerSpec
+from services.trmodel.artifact import Environment, Repository
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE / "repo"
@@ -64,6 +66,16 @@ def write_digits(data_dir: Path, partitions: int, seed: int = 7) -> Digits:
         np.savez(data_dir / name, image=x[rows], label=y[rows])
         names.append(name)
     return Digits(data_dir, names, x[:held].reshape(held, -1), y[:held])
+
+
+def artifact_plan(root: Path) -> ArtifactPlan:
+    """Where the test aggregator saves its best model, and what the manifest records."""
+    return ArtifactPlan(
+        root=root,
+        repository=Repository(url="https://example.org/test/repo", commit="0" * 40),
+        environment=Environment(image="test/aggregator:0", digest="0" * 64, python="3.11"),
+        data_tags=[TAG],
+    )
 
 
 def worker_spec(env: dict[str, str] | None = None, repo: Path = REPO) -> WorkerSpec:

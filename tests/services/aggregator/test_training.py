@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.messages import Level, ProjectState
+from protocol.events import Level
+from protocol.states import ProjectState
 from services.aggregator.cluster import ClusterConfig, run_cluster_aggregator
 from services.aggregator.service import COMPLETED, AggregatorConfig, run_aggregator
 from services.learner.service import LearnerConfig, run_learner
@@ -27,6 +28,7 @@ from tests.mlrepo import (
     Digits,
     Events,
     accuracy,
+    artifact_plan,
     data_spec,
     fault_line,
     train_examples,
@@ -52,7 +54,7 @@ def aggregator(tmp: Path, plan: RoundPlan, **extra: object) -> AggregatorConfig:
             "plan": plan,
             "worker": worker_spec(),
             "checkpoint_dir": tmp / "checkpoint",
-            "model_dir": tmp / "model",
+            "artifact": artifact_plan(tmp / "models"),
             "settings": FAST,
             **extra,
         }
