@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from flops_env.flavors import load_model
 from protocol.events import Event, Level
 from services.aggregator.service import ArtifactPlan
 from services.learner.service import DataSpec
 from services.training.messages import EventData
 from services.training.worker import WorkerSpec
-from services.trmodel.artifact import Environment, Repository
+from services.trmodel.artifact import MODEL_DIR, Environment, Repository
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE / "repo"
@@ -108,11 +109,10 @@ def train_examples(digits: Digits, *indexes: int) -> int:
     return total
 
 
-def accuracy(parameters_file: Path, digits: Digits) -> float:
-    """Accuracy of saved LogisticRegression parameters on the held-out digits."""
-    with np.load(parameters_file, allow_pickle=False) as saved:
-        coef, intercept = saved["arr_0"], saved["arr_1"]
-    predicted = np.argmax(digits.test_x @ coef.T + intercept, axis=1)
+def accuracy(artifact: Path, digits: Digits) -> float:
+    """Accuracy of the artifact's saved model (loaded with its checks) on the held-out digits."""
+    loaded = load_model(artifact / MODEL_DIR)
+    predicted = loaded.model.predict(digits.test_x)
     return float(np.mean(predicted == digits.test_y))
 
 

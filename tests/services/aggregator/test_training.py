@@ -100,8 +100,8 @@ async def test_two_learners_three_rounds_reach_080_on_held_out_digits(
     tail = texts[texts.index(COMPLETED) :]
     assert tail[:2] == [COMPLETED, "The best performing model:"]
     assert tail[2] == f"- accuracy: {outcome.best.accuracy}" and tail[3].startswith("- loss: ")
-    assert accuracy(tmp_path / "model" / "parameters.npz", digits) >= 0.8
-    assert (tmp_path / "model" / "model.json").exists()
+    assert accuracy(tmp_path / "models" / PROJECT, digits) >= 0.8
+    assert (tmp_path / "models" / PROJECT / "manifest.json").exists()
     assert not events.texts(Level.WARNING) and not events.texts(Level.ERROR)
 
 
