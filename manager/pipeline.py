@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
@@ -186,3 +186,14 @@ STAGES: dict[str, Stage] = {
     ),
 }
 PIPELINE = Pipeline("build", STAGES)
+# Where a project rests after its build on a stack set to build only ([stack] stages =
+# "build"): it deploys nothing and never ends.
+RESTING_AFTER_BUILD = Stage("images_ready", nothing, ends_on=None, state=ProjectState.IMAGES_READY)
+BUILD_ONLY = Pipeline(
+    "build",
+    {
+        "build": replace(STAGES["build"], next="images_ready"),
+        "images_ready": RESTING_AFTER_BUILD,
+    },
+)
+PIPELINES: dict[str, Pipeline] = {"all": PIPELINE, "build": BUILD_ONLY}  # [stack] stages

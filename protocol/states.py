@@ -33,8 +33,8 @@ class ProjectState(StrEnum):
 
 
 FINAL = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
-# Where a project rests: its images are built and no later stage exists yet (the training
-# stage will follow the build instead, and IMAGES_READY then stays unused).
+# Where a project rests: its images are built and its stack runs the build only
+# ([stack] stages = "build"); with all stages, TRAINING follows BUILDING instead.
 RESTING = FINAL | {ProjectState.IMAGES_READY}
 _ENDS = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
 
