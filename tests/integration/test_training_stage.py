@@ -1,0 +1,157 @@
+"""Issue 13 on the real stack: the seed SLA trains on the bundled example, every round logged.
+
+A real mosquitto, a real stack process (all stages), the CLI as a subprocess, the bundled
+example built by uv, mock digits prepared on the node with ``flops mock_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flops_env.flavors import load_model
+from nodedata.digits import load_digits
+from slas import bundled_dir
+from tests.conftest import BrokerProcess, cli_env
+from tests.integration.conftest import UNLIMITED, Stack
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def write_sla(folder: Path, name: str, source: str, **changes: Any) -> None:  # noqa: ANN401
+    """A bundled SLA without post-training steps, its training configuration changed."""
+    sla = json.loads((bundled_dir() / source).read_text())
+    sla["post_training_steps"] = []
+    sla["training_configuration"].update(changes)
+    (folder / name).write_text(json.dumps(sla))
+
+
+@pytest.fixture(scope="module")
+def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("train")
+    slas = root / "slas"
+    slas.mkdir()
+    write_sla(slas, "small.json", "mnist_sklearn_small.json")
+    write_sla(slas, "hier.json", "hierarchical_mnist_sklearn_small.json", training_rounds=2)
+    write_sla(slas, "nodata.json", "mnist_sklearn_small.json", data_tags=["absent"])
+    write_sla(slas, "long.json", "mnist_sklearn_small.json", training_rounds=500)
+    env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED)
+    s = Stack(root, env)
+    s.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
+    )
+    done = s.cli("mock_data", "--mock-sla-file-name", "mnist_multi.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield s
+    code = s.stop()
+    assert code == 0, (root / "stack.out").read_text()
+
+
+def run_project(stack: Stack, sla: str) -> dict[str, Any]:
+    done = stack.cli("project", "--project-sla-file-name", sla, "--output", "json", timeout=240)
+    assert done.stdout, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def data_of(doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in doc["log"] if e["data"] and e["data"]["type"] == kind]
+
+
+def learner_slices(stack: Stack, project_id: str) -> list[list[dict[str, Any]]]:
+    """The data slices each learner was deployed with, from the stack's own record."""
+    shown: Any = stack.cli_json("status", project_id)
+    configs = [s.get("config") for s in shown["services"] if s["name"].startswith("flearner")]
+    return [c["data"]["slices"] for c in configs if c]
+
+
+def test_the_seed_sla_trains_three_rounds_on_disjoint_data_and_completes(stack: Stack) -> None:
+    doc = run_project(stack, "small.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "COMPLETED", texts
+    assert "Start handling FL training processes" in texts
+    for line in (
+        "Preparing new FL Aggregator.",
+        "New Aggregator service created & deployed",
+        "Preparing new FL Learners.",
+        "New FL Learners service created & deployed",
+        "Aggregator tasks completed successfully.",
+        "The best performing model:",
+        "No further post training steps requested.",
+    ):
+        assert line in texts, line
+    rounds = data_of(doc, "round")
+    assert [(r["round"], r["learners"]) for r in rounds] == [(1, 2), (2, 2), (3, 2)]
+    (trained,) = data_of(doc, "trained")
+    values = trained["values"]
+    assert values["rounds"] == 3 and values["accuracy"] >= 0.8
+    assert values["accuracy"] == max(r["accuracy"] for r in rounds)
+    # the artifact: the best model, loadable with its checks, good on digits
+    model = load_model(Path(values["artifact"]) / "model")
+    images, labels = load_digits()
+    score = float((model.model.predict(images.reshape(len(images), -1)) == labels).mean())
+    assert score >= 0.8
+    # learners on disjoint rows, together all of the tag's rows
+    manifest = json.loads((stack.data_dir / "data" / "mnist" / "manifest.json").read_text())
+    rows = {(p["file"], r) for p in manifest["partitions"] for r in range(p["rows"])}
+    del rows  # (the slices below are checked against each other and the partitions)
+    slices = learner_slices(stack, doc["project_id"])
+    assert len(slices) == 2
+    seen: set[tuple[str, int]] = set()
+    for share in slices:
+        mine = {(s["file"], r) for s in share for r in range(s["start"], s["stop"])}
+        assert mine and not mine & seen
+        seen |= mine
+    assert len(seen) == sum(p["rows"] for p in manifest["partitions"])
+    services: Any = stack.cli_json("services")
+    mine_now = [s for s in services["services"] if doc["project_id"] in json.dumps(s)]
+    assert all(
+        s["instances"][0]["status"] in ("COMPLETED", "UNDEPLOYED", "RUNNING")
+        for s in mine_now
+        if not s["name"].startswith("observ")
+    )
+
+
+def test_no_data_for_the_tags_fails_with_the_originals_text(stack: Stack) -> None:
+    doc = run_project(stack, "nodata.json")
+    assert doc["state"] == "FAILED"
+    errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
+    assert "No matching data found for provided data tags '['absent']'" in errors
+
+
+def test_hierarchical_runs_cycles_of_rounds_per_cluster(stack: Stack) -> None:
+    doc = run_project(stack, "hier.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "COMPLETED", texts
+    cycles = data_of(doc, "root_round")
+    assert [c["values"]["round"] for c in cycles] == [1, 2]
+    clusters = data_of(doc, "cluster_round")
+    assert len(clusters) == 2 * 2 * 2  # cycles x clusters x rounds
+    (trained,) = data_of(doc, "trained")
+    assert trained["values"]["rounds"] == 2
+
+
+def test_stop_mid_training_undeploys_every_actor(stack: Stack) -> None:
+    started = stack.cli("project", "--project-sla-file-name", "long.json", "--no-follow")
+    if started.returncode != 0:
+        pytest.fail(started.stdout + started.stderr)
+    project: Any = stack.cli_json("projects")
+    project_id = project["projects"][-1]["id"]
+    deadline = time.monotonic() + 200
+    while True:
+        log: Any = stack.cli_json("log", project_id)
+        if any(e["data"] and e["data"]["type"] == "round" for e in log["entries"]):
+            break
+        assert time.monotonic() < deadline, [e["text"] for e in log["entries"]]
+        time.sleep(0.5)
+    done = stack.cli("stop", project_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown: Any = stack.cli_json("status", project_id)
+    assert shown["state"] == "STOPPED"
+    actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+    assert actors and all(s["instances"][0]["status"] == "UNDEPLOYED" for s in actors)
