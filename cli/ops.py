@@ -237,7 +237,7 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
     if state is ProjectState.IMAGES_READY:
         return (
             f"\nProject {project.id} is IMAGES_READY: its learner and aggregator images are "
-            "built; federated training is the next stage (not available yet). "
+            'built; this stack runs the build stage only ([stack] stages = "build"). '
             f"Images: flops images"
         )
     return (

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from core.errors import ConfigError
-from protocol.events import Event, EventData, Facts, RoundMetrics
+from protocol.events import Event, EventData, Facts, RoundMetrics, event_id
 from services.aggregator.cluster import ClusterConfig, run_cluster_aggregator
 from services.aggregator.service import AggregatorConfig, run_aggregator
 from services.builder.service import beating
@@ -89,6 +89,24 @@ async def cluster_entry(ctx: ServiceContext[ClusterConfig]) -> None:
 
 
 async def learner_entry(ctx: ServiceContext[LearnerConfig]) -> None:
-    """A learner: fit and evaluate on its own share of the data until the training ends."""
+    """A learner: fit and evaluate on its own share of the data until the training ends.
+
+    It first says which share it has (``Facts(type="learner_data")``: its slices and rows),
+    so the log shows that no two learners of the project share a row.
+    """
+    data = ctx.config.data
+    if data.slices:
+        rows = sum(int(s["stop"]) - int(s["start"]) for s in data.slices)
+        values: dict[str, JsonValue] = {"learner": ctx.config.name, "rows": rows}
+        values["slices"] = [dict(s) for s in data.slices]
+        await ctx.emit(
+            Event(
+                event_id=event_id(ctx.spec.id, "data"),
+                project_id=ctx.config.project_id,
+                source=ctx.config.name,
+                text=f"{ctx.config.name}: {rows} rows of {data.tags}, {len(data.slices)} slice(s)",
+                data=Facts(type="learner_data", values=values),
+            )
+        )
     async with beating(ctx.beat, BEAT):
         await run_learner(ctx.config, target(ctx), adapt(ctx.emit))
