@@ -282,10 +282,29 @@ async def show_project(settings: CliSettings, project_id: str) -> int:
     out = Out(settings)
     project = await _query(settings, topics.Op.SHOW_PROJECT, ProjectView, project_id=project_id)
     out.line(render.project_summary(project))
+    training = await _training(settings, project)
+    if training is not None:
+        out.line(render.training_line(training))
     out.line(render.apps_table(project.apps))
     out.line(render.services_table(project.services))
-    out.doc(_dump(project))
+    out.doc({**_dump(project), "training": training})
     return 0
+
+
+async def _training(settings: CliSettings, project: ProjectView) -> dict[str, Any] | None:
+    """The round and the best metrics so far, read from the project's log (its round events).
+
+    Only for a project that trains or trained: one log query, no state kept elsewhere.
+    """
+    if project.stage != "train" and project.state not in TRAINED:
+        return None
+    entries: list[LogEntry] = []
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        await read_log(sess, project.id, entries.append, timeout=settings.timeout)
+    return render.training_summary(entries)
+
+
+TRAINED = (ProjectState.TRAINING, ProjectState.COMPLETED)
 
 
 async def list_apps(settings: CliSettings) -> int:

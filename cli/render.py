@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 
-from protocol.events import Level, LogEntry
+from protocol.events import Level, LogEntry, RoundMetrics
 from protocol.messages import AppView, ProjectView, ServiceView
 
 FORMAT = "rounded_grid"
@@ -49,10 +50,36 @@ def project_summary(p: ProjectView) -> str:
     lines = [
         f"Project {p.name} ({p.id}) of {p.user}",
         f"State:   {p.state.value}" + (f" - {p.state_reason}" if p.state_reason else ""),
+        f"Stage:   {p.stage or '-'}",
         f"SLA:     {p.sla_name}",
         f"Created: {when(p.created_at)}   Updated: {when(p.updated_at)}",
     ]
     return "\n".join(lines)
+
+
+def training_summary(entries: Sequence[LogEntry]) -> dict[str, Any] | None:
+    """The last classic round and the best so far, from a project's log; None before any."""
+    rounds = [e.data for e in entries if isinstance(e.data, RoundMetrics)]
+    if not rounds:
+        return None
+    best = max(rounds, key=lambda r: (r.accuracy, -r.loss))
+    last = rounds[-1]
+    return {
+        "round": last.round,
+        "accuracy": last.accuracy,
+        "loss": last.loss,
+        "best": {"round": best.round, "accuracy": best.accuracy, "loss": best.loss},
+    }
+
+
+def training_line(summary: dict[str, Any]) -> str:
+    """``Training: round 2, accuracy 0.851, loss 0.612; best round 2 (accuracy 0.851)``."""
+    best = summary["best"]
+    return (
+        f"Training: round {summary['round']}, accuracy {summary['accuracy']:.3f}, "
+        f"loss {summary['loss']:.3f}; best so far round {best['round']} "
+        f"(accuracy {best['accuracy']:.3f}, loss {best['loss']:.3f})"
+    )
 
 
 def when(ts: float) -> str:

@@ -103,6 +103,10 @@ def test_the_seed_sla_trains_three_rounds_on_disjoint_data_and_completes(stack: 
     shown: Any = stack.cli_json("status", doc["project"]["id"])
     actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
     assert {s["instances"][0]["status"] for s in actors} <= {"COMPLETED", "UNDEPLOYED"}
+    assert shown["training"]["round"] == 3
+    assert shown["training"]["best"]["accuracy"] == values["accuracy"]
+    table = stack.cli("status", doc["project"]["id"]).stdout
+    assert "Training: round 3, accuracy " in table and "best so far round " in table
 
 
 def test_no_data_for_the_tags_fails_with_the_originals_text(stack: Stack) -> None:
