@@ -111,7 +111,13 @@ async def undeploy_others(project_id: str, source: str, deps: Deps) -> None:
 
 
 async def service_failed(spec: ServiceSpec, deps: Deps) -> None:
-    """A project service's instance failed: its project fails, unless already final."""
+    """A project service's instance failed: its project fails, unless already final.
+
+    Not for kinds whose failure another service judges (``ServiceKind.fails_project``).
+    """
+    kind = _kind(spec)
+    if kind is not None and not kind.fails_project:
+        return
     async with deps.locks.hold(spec.project_id):
         view = await deps.store.project(spec.project_id)
         if view is not None and not view.state.final:

@@ -70,6 +70,7 @@ class ServiceKind(Generic[C]):
     in_observatory: bool = False  # lives in the user's observatory app, not the project's
     watched: bool = True  # liveness: it must report within the stack's service deadline
     restart_failed: bool = False  # the process runtime starts a failed one again
+    fails_project: bool = True  # its failure fails its project (a learner's: the aggregator judges)
     image: str = ""  # its container image where none is configured ("": must be configured)
     resources: Resources = SMALL
 
@@ -120,7 +121,15 @@ CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
     label="Cluster Aggregator",
 )
 LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
-    "learner", "flearner", LearnerConfig, learner_entry, one_shot=True, label="FL Learners"
+    "learner",
+    "flearner",
+    LearnerConfig,
+    learner_entry,
+    one_shot=True,
+    label="FL Learners",
+    # The round goes on without it while enough learners are left: the aggregator decides,
+    # with a WARNING naming it, or fails the project naming it. No data fails it directly.
+    fails_project=False,
 )
 
 KINDS: dict[str, ServiceKind[Any]] = {

@@ -7,10 +7,12 @@ example built by uv, mock digits prepared on the node with ``flops mock_data``.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -147,3 +149,58 @@ def test_stop_mid_training_undeploys_every_actor(stack: Stack) -> None:
     assert shown["state"] == "STOPPED"
     actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
     assert actors and all(s["instances"][0]["status"] == "UNDEPLOYED" for s in actors)
+
+
+def first_round(stack: Stack, project_id: str) -> None:
+    deadline = time.monotonic() + 200
+    while True:
+        log: Any = stack.cli_json("log", project_id)
+        if any(e["data"] and e["data"]["type"] == "round" for e in log["entries"]):
+            return
+        assert time.monotonic() < deadline, [e["text"] for e in log["entries"]]
+        time.sleep(0.5)
+
+
+def start_long(stack: Stack) -> str:
+    started = stack.cli("project", "--project-sla-file-name", "long.json", "--no-follow")
+    assert started.returncode == 0, started.stdout + started.stderr
+    project: Any = stack.cli_json("projects")
+    project_id: str = project["projects"][-1]["id"]
+    first_round(stack, project_id)
+    return project_id
+
+
+def learner_workers(stack_pid: int) -> list[int]:
+    """The user-code workers of learners under the stack process (they have data variables)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == stack_pid and b"FLOPS_DATA_SLICES=" in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_crashed_learner_fails_the_project_naming_it_and_nothing_stays_deployed(
+    stack: Stack,
+) -> None:
+    project_id = start_long(stack)
+    assert stack.proc is not None
+    workers = learner_workers(stack.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # one learner's user code dies mid-training
+    deadline = time.monotonic() + 120
+    while (shown := cast(Any, stack.cli_json("status", project_id)))["state"] != "FAILED":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    log: Any = stack.cli_json("log", project_id)
+    errors = [e["text"] for e in log["entries"] if e["level"] == "error"]
+    assert any("needs 2 learners" in t and "flearner" in t for t in errors), errors
+    actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+    assert all(s["instances"][0]["status"] in ("FAILED", "UNDEPLOYED") for s in actors), actors
