@@ -42,6 +42,7 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
     write_sla(slas, "hier.json", "hierarchical_mnist_sklearn_small.json", training_rounds=2)
     write_sla(slas, "nodata.json", "mnist_sklearn_small.json", data_tags=["absent"])
     write_sla(slas, "long.json", "mnist_sklearn_small.json", training_rounds=500)
+    write_sla(slas, "mid.json", "mnist_sklearn_small.json", training_rounds=60)
     env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED)
     s = Stack(root, env)
     s.start(
@@ -161,8 +162,8 @@ def first_round(stack: Stack, project_id: str) -> None:
         time.sleep(0.5)
 
 
-def start_long(stack: Stack) -> str:
-    started = stack.cli("project", "--project-sla-file-name", "long.json", "--no-follow")
+def start_long(stack: Stack, sla: str = "long.json") -> str:
+    started = stack.cli("project", "--project-sla-file-name", sla, "--no-follow")
     assert started.returncode == 0, started.stdout + started.stderr
     project: Any = stack.cli_json("projects")
     project_id: str = project["projects"][-1]["id"]
@@ -204,3 +205,27 @@ def test_a_crashed_learner_fails_the_project_naming_it_and_nothing_stays_deploye
     assert any("needs 2 learners" in t and "flearner" in t for t in errors), errors
     actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
     assert all(s["instances"][0]["status"] in ("FAILED", "UNDEPLOYED") for s in actors), actors
+
+
+def test_the_stack_killed_mid_training_resumes_from_the_checkpoint_counting_each_round_once(
+    stack: Stack, mosquitto: BrokerProcess
+) -> None:
+    project_id = start_long(stack, "mid.json")
+    stack.stop(signal.SIGKILL)
+    stack.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
+    )
+    deadline = time.monotonic() + 200
+    while (shown := cast(Any, stack.cli_json("status", project_id)))["state"] == "TRAINING":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    log: Any = stack.cli_json("log", project_id)
+    texts = [e["text"] for e in log["entries"]]
+    assert shown["state"] == "COMPLETED", texts
+    assert any(t.startswith("Resuming from the checkpoint of round ") for t in texts)
+    rounds = [
+        e["data"]["round"] for e in log["entries"] if e["data"] and e["data"]["type"] == "round"
+    ]
+    assert rounds == list(range(1, 61))  # each round once in the log
+    (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
+    assert trained["values"]["rounds"] == 60
