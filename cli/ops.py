@@ -7,6 +7,7 @@ codes by ``cli.main``.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -84,6 +85,7 @@ class Out:
 
     def __init__(self, settings: CliSettings) -> None:
         self.json = settings.output == "json"
+        self.terminal = not self.json and sys.stdout.isatty()  # round lines get a bar
 
     def line(self, text: str = "") -> None:
         """A line for people (not printed in JSON mode)."""
@@ -221,7 +223,7 @@ def _say_retrying(attempt: int) -> None:
 def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
     def emit(entry: LogEntry) -> None:
         entries.append(entry)
-        out.line(render.log_line(entry))
+        out.line(render.log_line(entry, out.terminal))
 
     return emit
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,8 +88,22 @@ def when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def log_line(e: LogEntry) -> str:
-    """``seq  time  source  [LEVEL] text``."""
+def log_line(e: LogEntry, terminal: bool = False) -> str:
+    """``seq  time  source  [LEVEL] text``; on a terminal a round also gets a progress bar."""
     stamp = dt.datetime.fromtimestamp(e.ts).strftime("%H:%M:%S.%f")[:-3]
     level = "" if e.level is Level.INFO else f"{e.level.value.upper()}: "
-    return f"{e.seq:>4}  {stamp}  {e.source:<20} {level}{e.text}"
+    line = f"{e.seq:>4}  {stamp}  {e.source:<20} {level}{e.text}"
+    return f"{line}  {progress_bar(e)}" if terminal and isinstance(e.data, RoundMetrics) else line
+
+
+ROUND_OF = re.compile(r"^Round (\d+)/(\d+):")
+
+
+def progress_bar(e: LogEntry, width: int = 20) -> str:
+    """``[########------------] 2/3`` for a round entry (its text says the total)."""
+    found = ROUND_OF.match(e.text)
+    if found is None:
+        return ""
+    done, total = int(found.group(1)), int(found.group(2))
+    filled = width * min(done, total) // max(total, 1)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"
