@@ -20,7 +20,7 @@ from flops_env.flavors import load_model
 from nodedata.digits import load_digits
 from slas import bundled_dir
 from tests.conftest import BrokerProcess, cli_env
-from tests.integration.conftest import UNLIMITED, Stack
+from tests.integration.conftest import UNLIMITED, Stack, make_stack, start
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -229,3 +229,22 @@ def test_the_stack_killed_mid_training_resumes_from_the_checkpoint_counting_each
     assert rounds == list(range(1, 61))  # each round once in the log
     (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
     assert trained["values"]["rounds"] == 60
+
+
+def test_the_process_runtime_trains_the_seed_sla_with_each_actor_a_process(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    env = {"FLOPS_STAGES": "all", "FLOPS_RUNTIME": "process"}
+    s = make_stack(tmp_path, broker, **env)
+    write_sla(Path(s.env["FLOPS_SLA_DIR"]), "small.json", "mnist_sklearn_small.json")
+    start(s, broker)
+    try:
+        done = s.cli("mock_data", "--mock-sla-file-name", "mnist_multi.json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        doc = run_project(s, "small.json")
+        assert doc["state"] == "COMPLETED", [e["text"] for e in doc["log"]]
+        assert [r["round"] for r in data_of(doc, "round")] == [1, 2, 3]
+        (trained,) = data_of(doc, "trained")
+        assert trained["values"]["accuracy"] >= 0.8
+    finally:
+        assert s.stop() == 0
