@@ -1,9 +1,10 @@
 """``python -m bench [--short] [--out FILE]``: run every scenario, print a table, write JSON.
 
-Five fresh stacks, each with its own mosquitto: one for the CLI, latency and follower
+Six fresh stacks, each with its own mosquitto: one for the CLI, latency and follower
 scenarios (in that order, so the CLI and latency figures start from an almost empty
 stack), one for ingest and then replay of the log ingest filled, one for the throughput
-burst, one for the scale levels and one for the image build of the seed command.
+burst, one for the scale levels, one for the image build of the seed command and one
+(all stages) for its training stage.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import build, cli_time, follower, ingest, latency, replay, scale, throughput
+from bench import (
+    build,
+    cli_time,
+    follower,
+    ingest,
+    latency,
+    replay,
+    scale,
+    throughput,
+    training,
+)
 from bench.harness import ROOT, Broker, Mode, Row, Stack, machine
 from bench.report import table
 
@@ -39,6 +50,7 @@ SCENARIOS = [
     throughput.SCENARIO,
     scale.SCENARIO,
     build.SCENARIO,
+    training.SCENARIO,
 ]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUDGETS = {"ingest": 120.0, "throughput": 70.0, "scale": 200.0}  # seconds, full mode
@@ -56,10 +68,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def running(root: Path) -> Iterator[Stack]:
+def running(root: Path, stages: str = "build") -> Iterator[Stack]:
     """A fresh mosquitto and stack under ``root``, stopped on exit."""
     broker = Broker(root / "mosquitto").start()
-    stack = Stack(root / "stack", broker)
+    stack = Stack(root / "stack", broker, stages=stages)
     try:
         stack.start()
         yield stack
@@ -116,6 +128,9 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
     if build.SCENARIO in only:
         with running(root / "e") as stack:
             guarded(results, errors, build.SCENARIO, lambda: build.run(stack, mode))
+    if training.SCENARIO in only:
+        with running(root / "t", stages="all") as stack:
+            guarded(results, errors, training.SCENARIO, lambda: training.run(stack, mode))
     if throughput.SCENARIO in only:
         with running(root / "b") as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731

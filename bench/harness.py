@@ -119,6 +119,7 @@ class Stack:
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     sla: dict[str, Any] = field(default_factory=dict)
+    stages: str = "build"  # [stack] stages: the scenarios rest projects after the build
 
     def __post_init__(self) -> None:
         repo = make_repo(self.root / "repos")
@@ -139,6 +140,7 @@ class Stack:
             # One user starts thousands of projects a second here: no per-user quota.
             FLOPS_MAX_LIVE_PROJECTS="0",
             FLOPS_MAX_STARTS_PER_MINUTE="0",
+            FLOPS_STAGES=self.stages,
         )
         self.env = env
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.harness import ROOT, Broker
+from bench.harness import ROOT, Broker, Mode, Row, Stack
 from services.aggregator.service import AggregatorConfig, run_aggregator
 from services.learner.service import LearnerConfig, run_learner
 from services.training.bus import BrokerTarget
@@ -35,7 +35,17 @@ from services.training.fedavg import weighted_mean
 from services.training.messages import RoundData
 from services.training.settings import RoundPlan, TrainingSettings
 from services.training.worker import Worker
-from tests.mlrepo import PROJECT, REPO, STUBS, USER, Digits, Events, data_spec, worker_spec
+from slas import bundled_dir
+from tests.mlrepo import (
+    PROJECT,
+    REPO,
+    USER,
+    Digits,
+    Events,
+    artifact_plan,
+    data_spec,
+    worker_spec,
+)
 from tests.mlrepo import write_digits as make_digits
 
 ROUNDS = 3
@@ -53,7 +63,7 @@ def federated(root: Path, broker: Broker, digits: Digits) -> dict[str, float]:
         plan=plan,
         worker=worker_spec(),
         checkpoint_dir=root / "checkpoint",
-        model_dir=root / "model",
+        artifact=artifact_plan(root / "models"),
         settings=settings,
     )
     learners = [
@@ -137,7 +147,7 @@ def load_digits(data_dir: Path) -> Digits:
 def bare(digits: Digits) -> dict[str, float]:
     """The same ModelManager on the same partitions, 3 FedAvg rounds in this process."""
     started = time.perf_counter()
-    sys.path[:0] = [str(REPO), str(STUBS)]
+    sys.path[:0] = [str(REPO)]
     module = importlib.import_module("model_manager")
     imported = time.perf_counter()
     managers = []
@@ -178,6 +188,82 @@ def show(title: str, figures: dict[str, float]) -> None:
     for name, value in figures.items():
         unit = "" if name.startswith("accuracy") else " s"
         print(f"  {name:55} {value:8.3f}{unit}")
+
+
+SCENARIO = "training"
+FLOPS = [sys.executable, "-m", "cli"]
+
+
+def _ts(entries: list[dict[str, Any]], test: Any) -> float:  # noqa: ANN401 - a predicate
+    return float(next(e["ts"] for e in entries if test(e)))
+
+
+def on_stack(stack: Stack) -> dict[str, float]:
+    """The seed SLA (no post-training steps) on ``stack``: images reused, the train stage timed.
+
+    The bundled example on the node's mock data (``flops mock_data mnist_multi.json``); the
+    parts are read from the log's timestamps.
+    """
+    sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+    sla.update(customerID=stack.sla["customerID"], post_training_steps=[])
+    (Path(stack.env["FLOPS_SLA_DIR"]) / "train.json").write_text(json.dumps(sla))
+
+    def cli(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [*FLOPS, *args, "--output", "json"], env=stack.env, capture_output=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+        doc: dict[str, Any] = json.loads(done.stdout or "{}")
+        return doc
+
+    prepared = subprocess.run(
+        [*FLOPS, "mock_data", "--mock-sla-file-name", "mnist_multi.json"],
+        env=stack.env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    if prepared.returncode != 0:
+        raise RuntimeError(f"mock_data failed: {prepared.stderr.decode()[-500:]}")
+    cli("project", "--project-sla-file-name", "train.json")  # builds the images once
+    started = time.time()
+    doc = cli("project", "--project-sla-file-name", "train.json")
+    wall = time.time() - started
+    if doc.get("state") != "COMPLETED":
+        raise RuntimeError(f"the seed training ended {doc.get('state')}")
+    log = doc["log"]
+    entered = _ts(log, lambda e: e["text"].startswith("Start handling FL training"))
+    begun = _ts(log, lambda e: e["text"].startswith("Start Aggregator activities"))
+    joined = max(e["ts"] for e in log if " joined " in e["text"])
+    rounds = [e for e in log if e["data"] and e["data"]["type"] == "round"]
+    trained = _ts(log, lambda e: e["data"] is not None and e["data"]["type"] == "trained")
+    return {
+        "wall (seed command, images reused, followed to COMPLETED)": wall,
+        "train stage (entered to trained event)": trained - entered,
+        "aggregator ready (deploy, worker start, initial parameters)": begun - entered,
+        "all learners joined (worker start, imports, data)": joined - entered,
+        "rounds (sum of round seconds)": sum(r["data"]["seconds"] for r in rounds),
+        "after the last round (artifact saved, final lines)": trained - rounds[-1]["ts"],
+        "accuracy (best round)": max(r["data"]["accuracy"] for r in rounds),
+    }
+
+
+def run(stack: Stack, mode: Mode) -> list[Row]:
+    """The ``bin/bench`` scenario: the train stage on ``stack`` beside the bare run."""
+    del mode  # one training either way: it is a few seconds
+    fed = on_stack(stack)
+    with tempfile.TemporaryDirectory(prefix="flops-bench-train-") as tmp:
+        base = bare_process(make_digits(Path(tmp), 2))
+    stage = fed["train stage (entered to trained event)"]
+    budget = 2 * base["wall"] + 3
+    note = "seed SLA on the bundled example and mock data; baseline: tests/mlrepo's repository"
+    rows = [
+        Row(SCENARIO, "train stage, 2 learners x 3 rounds", round(stage, 3), "s",
+            round(base["wall"], 3), f"<= 2 x bare + 3 s = {budget:.2f} s", stage <= budget, note),
+    ]  # fmt: skip
+    rows += [
+        Row(SCENARIO, name, round(value, 3), "" if "accuracy" in name else "s")
+        for name, value in fed.items()
+        if not name.startswith("train stage")
+    ]
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

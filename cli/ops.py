@@ -7,6 +7,7 @@ codes by ``cli.main``.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -84,6 +85,7 @@ class Out:
 
     def __init__(self, settings: CliSettings) -> None:
         self.json = settings.output == "json"
+        self.terminal = not self.json and sys.stdout.isatty()  # round lines get a bar
 
     def line(self, text: str = "") -> None:
         """A line for people (not printed in JSON mode)."""
@@ -221,7 +223,7 @@ def _say_retrying(attempt: int) -> None:
 def _collect(out: Out, entries: list[LogEntry]) -> Callable[[LogEntry], None]:
     def emit(entry: LogEntry) -> None:
         entries.append(entry)
-        out.line(render.log_line(entry))
+        out.line(render.log_line(entry, out.terminal))
 
     return emit
 
@@ -237,7 +239,7 @@ def _rest_note(project: ProjectView, state: ProjectState | None) -> str:
     if state is ProjectState.IMAGES_READY:
         return (
             f"\nProject {project.id} is IMAGES_READY: its learner and aggregator images are "
-            "built; federated training is the next stage (not available yet). "
+            'built; this stack runs the build stage only ([stack] stages = "build"). '
             f"Images: flops images"
         )
     return (
@@ -282,10 +284,29 @@ async def show_project(settings: CliSettings, project_id: str) -> int:
     out = Out(settings)
     project = await _query(settings, topics.Op.SHOW_PROJECT, ProjectView, project_id=project_id)
     out.line(render.project_summary(project))
+    training = await _training(settings, project)
+    if training is not None:
+        out.line(render.training_line(training))
     out.line(render.apps_table(project.apps))
     out.line(render.services_table(project.services))
-    out.doc(_dump(project))
+    out.doc({**_dump(project), "training": training})
     return 0
+
+
+async def _training(settings: CliSettings, project: ProjectView) -> dict[str, Any] | None:
+    """The round and the best metrics so far, read from the project's log (its round events).
+
+    Only for a project that trains or trained: one log query, no state kept elsewhere.
+    """
+    if project.stage != "train" and project.state not in TRAINED:
+        return None
+    entries: list[LogEntry] = []
+    async with _connect(settings, settings.user or DEFAULT_USER) as sess:
+        await read_log(sess, project.id, entries.append, timeout=settings.timeout)
+    return render.training_summary(entries)
+
+
+TRAINED = (ProjectState.TRAINING, ProjectState.COMPLETED)
 
 
 async def list_apps(settings: CliSettings) -> int:

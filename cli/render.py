@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from tabulate import tabulate
 
-from protocol.events import Level, LogEntry
+from protocol.events import Level, LogEntry, RoundMetrics
 from protocol.messages import AppView, ProjectView, ServiceView
 
 FORMAT = "rounded_grid"
@@ -49,10 +51,36 @@ def project_summary(p: ProjectView) -> str:
     lines = [
         f"Project {p.name} ({p.id}) of {p.user}",
         f"State:   {p.state.value}" + (f" - {p.state_reason}" if p.state_reason else ""),
+        f"Stage:   {p.stage or '-'}",
         f"SLA:     {p.sla_name}",
         f"Created: {when(p.created_at)}   Updated: {when(p.updated_at)}",
     ]
     return "\n".join(lines)
+
+
+def training_summary(entries: Sequence[LogEntry]) -> dict[str, Any] | None:
+    """The last classic round and the best so far, from a project's log; None before any."""
+    rounds = [e.data for e in entries if isinstance(e.data, RoundMetrics)]
+    if not rounds:
+        return None
+    best = max(rounds, key=lambda r: (r.accuracy, -r.loss))
+    last = rounds[-1]
+    return {
+        "round": last.round,
+        "accuracy": last.accuracy,
+        "loss": last.loss,
+        "best": {"round": best.round, "accuracy": best.accuracy, "loss": best.loss},
+    }
+
+
+def training_line(summary: dict[str, Any]) -> str:
+    """``Training: round 2, accuracy 0.851, loss 0.612; best round 2 (accuracy 0.851)``."""
+    best = summary["best"]
+    return (
+        f"Training: round {summary['round']}, accuracy {summary['accuracy']:.3f}, "
+        f"loss {summary['loss']:.3f}; best so far round {best['round']} "
+        f"(accuracy {best['accuracy']:.3f}, loss {best['loss']:.3f})"
+    )
 
 
 def when(ts: float) -> str:
@@ -60,8 +88,22 @@ def when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def log_line(e: LogEntry) -> str:
-    """``seq  time  source  [LEVEL] text``."""
+def log_line(e: LogEntry, terminal: bool = False) -> str:
+    """``seq  time  source  [LEVEL] text``; on a terminal a round also gets a progress bar."""
     stamp = dt.datetime.fromtimestamp(e.ts).strftime("%H:%M:%S.%f")[:-3]
     level = "" if e.level is Level.INFO else f"{e.level.value.upper()}: "
-    return f"{e.seq:>4}  {stamp}  {e.source:<20} {level}{e.text}"
+    line = f"{e.seq:>4}  {stamp}  {e.source:<20} {level}{e.text}"
+    return f"{line}  {progress_bar(e)}" if terminal and isinstance(e.data, RoundMetrics) else line
+
+
+ROUND_OF = re.compile(r"^Round (\d+)/(\d+):")
+
+
+def progress_bar(e: LogEntry, width: int = 20) -> str:
+    """``[########------------] 2/3`` for a round entry (its text says the total)."""
+    found = ROUND_OF.match(e.text)
+    if found is None:
+        return ""
+    done, total = int(found.group(1)), int(found.group(2))
+    filled = width * min(done, total) // max(total, 1)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total}"

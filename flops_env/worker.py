@@ -17,7 +17,7 @@ The first frame is ``{"ok": true, "op": "ready", ...}`` (or an error). Requests 
 | ``set_model_data`` | | ``seconds`` | |
 | ``fit`` | parameters (optional, set first) | ``examples``, ``seconds`` | the parameters |
 | ``evaluate`` | parameters (optional) | ``loss``, ``accuracy``, ``examples`` | |
-| ``save_model`` (``path``, ``flavor``) | parameters (optional) | ``files``, ``format`` | |
+| ``save_model`` (``path``, ``flavor``) | parameters (optional) | ``flavor.json``'s content | |
 | ``shutdown`` | | | |
 
 An exception in user code is answered with its type, message, and the innermost traceback
@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from flops_env import frames, savers
+from flops_env import flavors, frames
 
 DEFAULT_MAX_MODEL = 256 << 20
 Arrays = list[np.ndarray[Any, Any]]
@@ -99,7 +99,7 @@ class Worker:
             case "save_model":
                 self.set_parameters(arrays)
                 path, flavor = Path(str(header["path"])), str(header.get("flavor", "sklearn"))
-                return savers.save(self.manager, path, flavor, self.parameters()), []
+                return flavors.save_model(self.manager.get_model(), path, flavor), []
         raise ContractError(f"unknown operation {op!r}")
 
 

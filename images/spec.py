@@ -74,6 +74,7 @@ CONDA_ONLY = frozenset(
 )
 MLFLOW = frozenset({"mlflow", "mlflow-skinny"})
 OURS = frozenset({"flops-utils"})  # FLOps puts its own flops_utils into every image
+SKLEARN = frozenset({"scikit-learn", "sklearn"})  # its aggregator saves the model with skops
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 _CONDA = re.compile(r"^(?:[\w.-]+::)?([A-Za-z0-9_][A-Za-z0-9._-]*)\s*(.*)$")
 
@@ -195,6 +196,9 @@ def actor_requirements(
     if "numpy" not in names:
         chosen.append("numpy")
         notes.append("numpy added (the FLOps worker needs it)")
+    if kind == "aggregator" and names & SKLEARN and "skops" not in names:
+        chosen.append("skops>=0.10")
+        notes.append("skops added (the trained model is saved with skops, never pickle)")
     if keep and names & MLFLOW and "setuptools" not in names:
         chosen.append("setuptools<81")
         notes.append("setuptools<81 added (mlflow 2 imports pkg_resources)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from manager import handlers
+from manager import handlers, lifecycle
 from manager.deps import MANAGER, Deps
 from protocol.events import Event
 from protocol.states import ProjectState
@@ -38,6 +38,9 @@ async def on_event(user: str, project_id: str, event: Event, deps: Deps) -> None
         and not await deps.store.set_state(project_id, event.state, event.text)
     ):
         log.warning("project %s: %s -> %s refused", project_id, head[1], event.state)
+    elif changes and event.state is ProjectState.FAILED:
+        # A service failed the project: the others stop now (its own run ends by itself).
+        await lifecycle.undeploy_others(project_id, event.source, deps)
     if event.data is not None and event.source != MANAGER and await _ends_stage(event, deps):
         await handlers.advance(project_id, deps)
 

@@ -226,6 +226,16 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
     ]
     statuses: dict[str, InstanceStatus] = {}
     for want, spec in zip(wants, await deps.store.add_services(now.project_id, new), strict=True):
+        for number, line in enumerate(want.before):
+            await deps.emit(
+                now.user,
+                Event(
+                    event_id=event_id(spec.id, "before", str(number)),
+                    project_id=now.project_id,
+                    source=MANAGER,
+                    text=line,
+                ),
+            )
         if want.kind.watched:
             deps.liveness.deploy(spec.name)
         try:
@@ -260,6 +270,17 @@ async def end_stage(now: Progress, stage: Stage, output: dict[str, Any], deps: D
     for spec in await deps.store.services_to_run(deps.host):
         if spec.project_id == now.project_id and spec.kind in stage.undeploys:
             await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+    closing = stage.closing(stage_input(now, deps))
+    if closing:
+        await deps.emit(
+            now.user,
+            Event(
+                event_id=event_id(now.project_id, stage.name, "closing"),
+                project_id=now.project_id,
+                source=MANAGER,
+                text=closing,
+            ),
+        )
     if stage.next is None:
         await set_state(now.project_id, now.user, ProjectState.COMPLETED, "completed", deps)
     return stage.next is not None

@@ -102,8 +102,22 @@ async def fail(
     )
 
 
+async def undeploy_others(project_id: str, source: str, deps: Deps) -> None:
+    """Undeploy the project's services except ``source`` (which reported its failure)."""
+    async with deps.locks.hold(project_id):
+        for spec in await _project_services(project_id, deps):
+            if spec.name != source:
+                await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+
+
 async def service_failed(spec: ServiceSpec, deps: Deps) -> None:
-    """A project service's instance failed: its project fails, unless already final."""
+    """A project service's instance failed: its project fails, unless already final.
+
+    Not for kinds whose failure another service judges (``ServiceKind.fails_project``).
+    """
+    kind = _kind(spec)
+    if kind is not None and not kind.fails_project:
+        return
     async with deps.locks.hold(spec.project_id):
         view = await deps.store.project(spec.project_id)
         if view is not None and not view.state.final:

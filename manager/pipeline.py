@@ -25,15 +25,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel
 
 from protocol.states import ProjectState
-from services.builder.facts import IMAGES_READY
+from services.builder.facts import IMAGES_READY, read_images_ready
 from services.builder.service import BuilderConfig
-from services.kinds import BUILDER, ServiceKind
+from services.kinds import AGGREGATOR, BUILDER, CLUSTER, LEARNER, ServiceKind
+from services.training.entries import TRAINED
+from services.training.plan import NO_POST_TRAINING, training_wants
 from slas import ProjectSLA
 
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -50,6 +52,7 @@ class Settings:
     repo_sources: Mapping[str, str] = field(default_factory=dict)  # URL -> local source
     build_progress_interval: float = 2.0
     build_timeout: float = 900.0
+    training_clusters: int = 2  # hierarchical mode: cluster aggregators on this node
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Want:
     kind: ServiceKind[Any]
     config: BaseModel
     index: int | None = None
+    before: tuple[str, ...] = ()  # lines for the project's log before it is deployed
 
 
 def _always(_given: StageInput) -> bool:
@@ -87,6 +91,7 @@ class Stage:
     state: ProjectState | None = None  # the project's state from its entry, if it sets one
     enters: Callable[[StageInput], bool] = _always  # entry condition; False: skipped
     undeploys: tuple[str, ...] = ()  # kinds of the project's services stopped at its end
+    closing: Callable[[StageInput], str | None] = lambda _given: None  # a line at its end
 
     def __post_init__(self) -> None:
         if not STAGE_NAME.match(self.name):
@@ -129,6 +134,27 @@ def build(given: StageInput) -> list[Want]:
     return [Want(BUILDER, config)]
 
 
+AFTER_TRAINING = "model_image"  # the first post-training stage, where a pipeline has it
+
+
+def training(given: StageInput) -> list[Want]:
+    """The aggregator(s) and ``min_available_clients`` learners (per cluster if hierarchical)."""
+    settings = given.settings
+    planned = training_wants(
+        given.project_id,
+        given.user,
+        given.sla,
+        read_images_ready(given.outputs["build"]),
+        settings.training_clusters,
+    )
+    return [Want(kind, config, index, before) for kind, config, index, before in planned]
+
+
+def after_training(given: StageInput) -> str | None:
+    """The line that ends the training when no post-training step follows."""
+    return NO_POST_TRAINING if not given.sla.post_training_steps else None
+
+
 def nothing(_given: StageInput) -> list[Want]:
     """A stage without services."""
     return []
@@ -141,12 +167,33 @@ STAGES: dict[str, Stage] = {
         "build",
         build,
         ends_on=IMAGES_READY,
-        next="images_ready",
+        next="train",
         state=ProjectState.BUILDING,
         undeploys=(BUILDER.name,),
     ),
-    # Where a project rests until the training stage exists: it deploys nothing and never
-    # ends. The training stage replaces it as the build's next.
-    "images_ready": Stage("images_ready", nothing, ends_on=None, state=ProjectState.IMAGES_READY),
+    # Stages 4-5: the aggregator (hierarchical: the root and its cluster aggregators) and
+    # the learners train; ends with the aggregator's Facts(type="trained") after it saved
+    # the best model as the artifact. The post-training stages (AFTER_TRAINING) follow
+    # where they exist; without them the project is then COMPLETED.
+    "train": Stage(
+        "train",
+        training,
+        ends_on=TRAINED,
+        next=None,
+        state=ProjectState.TRAINING,
+        undeploys=(AGGREGATOR.name, CLUSTER.name, LEARNER.name),
+        closing=after_training,
+    ),
 }
 PIPELINE = Pipeline("build", STAGES)
+# Where a project rests after its build on a stack set to build only ([stack] stages =
+# "build"): it deploys nothing and never ends.
+RESTING_AFTER_BUILD = Stage("images_ready", nothing, ends_on=None, state=ProjectState.IMAGES_READY)
+BUILD_ONLY = Pipeline(
+    "build",
+    {
+        "build": replace(STAGES["build"], next="images_ready"),
+        "images_ready": RESTING_AFTER_BUILD,
+    },
+)
+PIPELINES: dict[str, Pipeline] = {"all": PIPELINE, "build": BUILD_ONLY}  # [stack] stages

@@ -107,6 +107,7 @@ class ProjectView(Message):
     sla_name: str = ""
     request_id: str = ""
     host: str = ""  # the stack (replica) that runs the project's observer and builder
+    stage: str = ""  # the stage it is in (manager.pipeline); "" before the first, after the last
     created_at: float
     updated_at: float
     apps: list[AppView] = Field(default_factory=list)

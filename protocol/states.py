@@ -16,6 +16,7 @@ class ProjectState(StrEnum):
     STARTING = "STARTING"
     BUILDING = "BUILDING"
     IMAGES_READY = "IMAGES_READY"
+    TRAINING = "TRAINING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
@@ -32,15 +33,16 @@ class ProjectState(StrEnum):
 
 
 FINAL = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
-# Where a project rests: its images are built and no later stage exists yet (the training
-# stage will follow the build instead, and IMAGES_READY then stays unused).
+# Where a project rests: its images are built and its stack runs the build only
+# ([stack] stages = "build"); with all stages, TRAINING follows BUILDING instead.
 RESTING = FINAL | {ProjectState.IMAGES_READY}
 _ENDS = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
 
 # Allowed project state changes; anything else is refused.
 TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
     ProjectState.STARTING: frozenset({ProjectState.BUILDING}) | _ENDS,
-    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY}) | _ENDS,
+    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY, ProjectState.TRAINING}) | _ENDS,
+    ProjectState.TRAINING: _ENDS,
     ProjectState.IMAGES_READY: _ENDS,
     ProjectState.COMPLETED: frozenset(),
     ProjectState.FAILED: frozenset(),

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.errors import ConfigError, DeployError, FlopsError
+from mqtt.wiring import Wiring
 from protocol.events import Event
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
@@ -31,7 +32,12 @@ class LocalRuntime:
     """Implements ``runtimes.base.Runtime`` on this machine."""
 
     def __init__(
-        self, observers: ObserverHost, emit: Emit, alive: Alive, on_status: StatusSink
+        self,
+        observers: ObserverHost,
+        emit: Emit,
+        alive: Alive,
+        on_status: StatusSink,
+        broker: Wiring | None = None,
     ) -> None:
         self._observers = observers
         self._emit = emit
@@ -42,6 +48,7 @@ class LocalRuntime:
         self._specs: dict[str, ServiceSpec] = {}  # of the service tasks, by service id
         self._stopping = False
         self._shared = Shared()
+        self._broker = broker  # handed to services that connect themselves (training actors)
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start ``spec``; a service that already runs is left alone."""
@@ -87,7 +94,9 @@ class LocalRuntime:
 
         assert kind.entry is not None  # noqa: S101 - deploy() hosts the others
         try:
-            await kind.entry(ServiceContext(spec, config, emit, beat, self._shared))
+            await kind.entry(
+                ServiceContext(spec, config, emit, beat, self._shared, broker=self._broker)
+            )
         except FlopsError as exc:
             log.info("service %s failed: %s", spec.name, exc)
             status = InstanceStatus.FAILED

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from mqtt.wiring import Wiring
 from protocol.events import Event
 from services.spec import ServiceSpec
 
@@ -50,3 +51,4 @@ class ServiceContext(Generic[C]):
     beat: Beat
     shared: Shared
     data_dir: Path | None = None  # where it may keep files (a process's own folder)
+    broker: Wiring | None = None  # how its own MQTT clients reach the broker (training actors)

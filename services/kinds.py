@@ -24,8 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core import ids
 from core.errors import ConfigError
+from services.aggregator.cluster import ClusterConfig
+from services.aggregator.service import AggregatorConfig
 from services.builder.service import BuilderConfig, run_builder_in
 from services.context import ServiceContext
+from services.learner.service import LearnerConfig
+from services.training.entries import aggregator_entry, cluster_entry, learner_entry
 
 C = TypeVar("C", bound=BaseModel)
 Entry = Callable[[ServiceContext[C]], Awaitable[None]]
@@ -66,6 +70,7 @@ class ServiceKind(Generic[C]):
     in_observatory: bool = False  # lives in the user's observatory app, not the project's
     watched: bool = True  # liveness: it must report within the stack's service deadline
     restart_failed: bool = False  # the process runtime starts a failed one again
+    fails_project: bool = True  # its failure fails its project (a learner's: the aggregator judges)
     image: str = ""  # its container image where none is configured ("": must be configured)
     resources: Resources = SMALL
 
@@ -103,7 +108,33 @@ BUILDER: ServiceKind[BuilderConfig] = ServiceKind(
     resources=Resources(memory=2000, vcpus=1, storage=15000),
 )
 
-KINDS: dict[str, ServiceKind[Any]] = {kind.name: kind for kind in (OBSERVER, BUILDER)}
+# The training actors (services.training.entries): one-shot, they end with the training.
+AGGREGATOR: ServiceKind[AggregatorConfig] = ServiceKind(
+    "aggregator", "aggr", AggregatorConfig, aggregator_entry, one_shot=True, label="Aggregator"
+)
+CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
+    "cluster_aggregator",
+    "caggr",
+    ClusterConfig,
+    cluster_entry,
+    one_shot=True,
+    label="Cluster Aggregator",
+)
+LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
+    "learner",
+    "flearner",
+    LearnerConfig,
+    learner_entry,
+    one_shot=True,
+    label="FL Learners",
+    # The round goes on without it while enough learners are left: the aggregator decides,
+    # with a WARNING naming it, or fails the project naming it. No data fails it directly.
+    fails_project=False,
+)
+
+KINDS: dict[str, ServiceKind[Any]] = {
+    kind.name: kind for kind in (OBSERVER, BUILDER, AGGREGATOR, CLUSTER, LEARNER)
+}
 
 
 def kind_of(name: str) -> ServiceKind[Any]:

@@ -125,6 +125,14 @@ async def run_task(
     assert kind.entry is not None  # noqa: S101 - run_service runs the observer itself
     entry = kind.entry
     link = make_link(settings)
+    wiring = connect_to(
+        settings.broker_host,
+        settings.broker_port,
+        settings.ca_file,
+        settings.cert_file,
+        settings.key_file,
+        ca_pem=settings.ca_pem,
+    )
     code = EXIT_DONE
     spec = ServiceSpec(me.id, me.name, me.kind, me.user, me.project_id, "", me.config)
 
@@ -137,7 +145,9 @@ async def run_task(
     async def work() -> None:
         nonlocal code
         try:
-            await entry(ServiceContext(spec, config, emit, beat, Shared(), settings.data_dir))
+            await entry(
+                ServiceContext(spec, config, emit, beat, Shared(), settings.data_dir, wiring)
+            )
         except FlopsError as exc:
             log.warning("%s failed: %s", me.name, exc)
             code = EXIT_FAILED

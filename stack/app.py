@@ -23,7 +23,7 @@ from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import events, lifecycle
 from manager.deps import Deps, Quotas
-from manager.pipeline import PIPELINE, Pipeline
+from manager.pipeline import PIPELINES, Pipeline
 from manager.pipeline import Settings as StageSettings
 from manager.service import ManagerService
 from manager.store.interface import Store
@@ -53,12 +53,13 @@ async def run_stack(
     ready: Callable[[StackCard], None] | None = None,
     *,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
-    pipeline: Pipeline = PIPELINE,
+    pipeline: Pipeline | None = None,
 ) -> None:
     """Run broker (unless external), manager and runtime until ``stop`` is set.
 
     ``oakestra_transport`` replaces the HTTP transport of the Oakestra runtime (tests);
-    ``pipeline`` the stages projects go through (``manager.pipeline``).
+    ``pipeline`` the stages projects go through (``manager.pipeline``; by default the
+    ``stages`` setting's).
     """
     broker: EmbeddedBroker | None = None
     if settings.broker == "external":
@@ -70,7 +71,8 @@ async def run_stack(
         )
         wiring = secure.embedded(broker.address, files)
     try:
-        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, pipeline)
+        chosen = pipeline or PIPELINES[settings.stages]
+        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, chosen)
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -95,8 +97,8 @@ async def _run_services(
     broker: EmbeddedBroker | None,
     stop: asyncio.Event,
     ready: Callable[[StackCard], None] | None,
-    oakestra_transport: httpx.AsyncBaseTransport | None = None,
-    pipeline: Pipeline = PIPELINE,
+    oakestra_transport: httpx.AsyncBaseTransport | None,
+    pipeline: Pipeline,
 ) -> None:
     store = await open_store(settings)
     local = settings.runtime == "local"
@@ -187,6 +189,7 @@ def stage_settings(settings: StackSettings) -> StageSettings:
         repo_sources=dict(settings.repo_sources),
         build_progress_interval=settings.build_progress_interval,
         build_timeout=settings.build_timeout,
+        training_clusters=settings.training_clusters,
     )
 
 

@@ -63,7 +63,7 @@ class LocalBackend:
 
     def __init__(
         self, settings: StackSettings, link: Link, logs: LogStore, emit: Emit, alive: Alive,
-        on_status: StatusSink,
+        on_status: StatusSink, wiring: Wiring | None = None,
     ) -> None:  # fmt: skip
         self._logs = logs
         self._interval = settings.service_deadline / 4
@@ -73,7 +73,7 @@ class LocalBackend:
             lambda sid: event_id(sid, "started"),
             answer_unknown=not settings.cluster,
         )
-        self.local = LocalRuntime(self.observers, emit, alive, on_status)
+        self.local = LocalRuntime(self.observers, emit, alive, on_status, wiring)
         self.runtime: Runtime = self.local
         self.inventory = self.local
         self._writer: asyncio.Task[None] | None = None
@@ -197,4 +197,4 @@ def open_backend(
         return OakestraBackend(settings, wiring, store, on_status, oakestra_transport)
     if logs is None:
         raise ConfigError("the local runtime needs the observer log store")
-    return LocalBackend(settings, link, logs, emit, alive, on_status)
+    return LocalBackend(settings, link, logs, emit, alive, on_status, wiring)

@@ -35,6 +35,12 @@ class StackSettings(BaseModel):
     repo_sources: dict[str, str] = Field(default_factory=dict)
     build_progress_interval: float = Field(default=2.0, gt=0)  # uv silence before a line
     build_timeout: float = Field(default=900.0, gt=0)  # one uv step at most
+    # The stages projects go through (manager.pipeline.PIPELINES): "all", or "build" (they
+    # rest in IMAGES_READY once their images are built: a node that only builds).
+    stages: Literal["all", "build"] = "all"
+    # Hierarchical training: cluster aggregators per project on this node, each with the
+    # SLA's min_available_clients learners.
+    training_clusters: int = Field(default=2, ge=1, le=16)
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     # cluster: how often a stack stops its services that another replica stopped or deleted
     reconcile_interval: float = Field(default=5.0, gt=0)

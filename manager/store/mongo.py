@@ -471,5 +471,10 @@ def _service_view(doc: Mapping[str, Any], app_name: str) -> ServiceView:
 def _project_view(doc: Doc, apps: list[AppView], services: list[ServiceView]) -> ProjectView:
     fields = {f: doc[f] for f in (*_PROJECT_FIELDS, *_TIMES)}
     return ProjectView(
-        id=doc["_id"], host=doc.get("host") or "", apps=apps, services=services, **fields
+        id=doc["_id"],
+        host=doc.get("host") or "",
+        stage=doc.get("stage") or "",
+        apps=apps,
+        services=services,
+        **fields,
     )

@@ -479,6 +479,7 @@ def _project_view(
         sla_name=row["sla_name"],
         request_id=row["request_id"],
         host=row["host"],
+        stage=row["stage"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         apps=apps,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,8 +29,20 @@ from services.training.router import Router, run_beside
 from services.training.settings import RoundPlan, TrainingSettings
 from services.training.topics import Group
 from services.training.worker import Worker, WorkerSpec
+from services.trmodel.artifact import Artifact, ArtifactMeta, Environment, Repository, save_artifact
+from services.trmodel.errors import ArtifactError
 
 COMPLETED = "Aggregator tasks completed successfully."
+
+
+class ArtifactPlan(BaseModel):
+    """Where the best model goes (``services.trmodel.artifact``) and what its manifest says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    root: Path  # services.trmodel.artifact.models_dir(data_dir): the artifact is root/<project>
+    repository: Repository
+    environment: Environment
+    data_tags: list[str] = []
 
 
 class AggregatorConfig(BaseModel):
@@ -44,7 +56,7 @@ class AggregatorConfig(BaseModel):
     plan: RoundPlan
     worker: WorkerSpec
     checkpoint_dir: Path
-    model_dir: Path
+    artifact: ArtifactPlan
     flavor: str = "sklearn"
     expected: int | None = None  # learners (root: clusters) deployed, to fail fast
     settings: TrainingSettings = TrainingSettings()
@@ -57,8 +69,7 @@ class Outcome:
     best: Best
     rounds: int
     history: list[RoundData]
-    model_dir: Path
-    files: list[str]
+    artifact: Artifact
 
 
 async def run_aggregator(config: AggregatorConfig, broker: bus.BrokerTarget, emit: Emit) -> Outcome:
@@ -103,11 +114,31 @@ async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Repor
         state = saved.state
         if state.best is None:
             raise FlopsError("no round was completed")
-        files = await worker.save_model(config.model_dir, config.flavor, saved.best_parameters)
+        best, parameters = state.best, saved.best_parameters
+
+        async def save(path: Path, flavor: str) -> dict[str, Any]:
+            return await worker.save_model(path, flavor, parameters)
+
+        plan = config.artifact
+        meta = ArtifactMeta(
+            project_id=config.project_id,
+            customer=config.user,
+            repository=plan.repository,
+            flavor=config.flavor,
+            round=best.round,
+            rounds=state.completed,
+            metrics={"accuracy": best.accuracy, "loss": best.loss},
+            data_tags=plan.data_tags,
+            environment=plan.environment,
+        )
+        try:
+            artifact = await save_artifact(plan.root, meta, save)
+        except ArtifactError as exc:
+            raise FlopsError(f"the best model could not be saved: {exc}") from exc
         state.finished = True
         checkpoint.save(config.checkpoint_dir, saved)
-        await _final_lines(report, state, config.model_dir)  # before the worker's exit (~0.3 s)
-    return Outcome(state.best, state.completed, state.history, config.model_dir, files["files"])
+        await _final_lines(report, state, artifact)  # before the worker's exit (~0.3 s)
+    return Outcome(best, state.completed, state.history, artifact)
 
 
 async def _train(
@@ -188,19 +219,23 @@ def _record(saved: checkpoint.Checkpoint, data: RoundData, parameters: Arrays) -
     saved.global_parameters = parameters
 
 
-async def _final_lines(report: Reporter, state: checkpoint.State, model_dir: Path) -> None:
+async def _final_lines(report: Reporter, state: checkpoint.State, artifact: Artifact) -> None:
+    """The original's final lines, then the saved model's event (last: it ends the stage)."""
     best = state.best
     if best is None:
         return
+    run_id = artifact.manifest.run_id
     data = BestData(
         round=best.round,
         loss=best.loss,
         accuracy=best.accuracy,
         rounds=state.completed,
-        model_dir=str(model_dir),
+        model_dir=str(artifact.path),
+        run_id=run_id,
     )
-    await report.say(COMPLETED, key="completed", data=data)
+    await report.say(COMPLETED, key="completed")
     await report.say("The best performing model:", key="best")
     await report.say(f"- accuracy: {best.accuracy}", key="best-accuracy")
     await report.say(f"- loss: {best.loss}", key="best-loss")
     await report.say(f"- round: {best.round}", key="best-round")
+    await report.say(f"Trained model saved: {artifact.path} (run {run_id})", key="saved", data=data)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import FlopsError
+from flops_utils._contract import DATA_DIR_VAR, DATA_SLICES_VAR, DATA_TAGS_VAR
 from services.training import bus
 from services.training.errors import NoDataError, TrainingError, UserCodeError
 from services.training.fedavg import Arrays
@@ -32,7 +33,7 @@ from services.training.worker import Worker, WorkerSpec
 
 # The environment variables through which flops_utils.load_dataset finds this learner's
 # share of the data (flops_utils/_contract.py documents them).
-DATA_DIR, DATA_TAGS, DATA_SLICES = "FLOPS_DATA_DIR", "FLOPS_DATA_TAGS", "FLOPS_DATA_SLICES"
+DATA_DIR, DATA_TAGS, DATA_SLICES = DATA_DIR_VAR, DATA_TAGS_VAR, DATA_SLICES_VAR
 
 
 class DataSpec(BaseModel):
@@ -41,7 +42,7 @@ class DataSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     dir: Path
     tags: list[str]
-    slices: list[dict[str, Any]]  # nodedata.assign's slices, passed through as JSON
+    slices: list[dict[str, Any]]  # nodedata.assign's slices as dicts (tag, file, start, stop)
 
     def env(self) -> dict[str, str]:
         """The worker's data variables."""

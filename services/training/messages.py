@@ -119,7 +119,8 @@ class BestData(BaseModel):
     loss: float
     accuracy: float
     rounds: int
-    model_dir: str
+    model_dir: str  # the artifact's folder (services.trmodel.artifact)
+    run_id: str = ""  # the artifact's run id
 
 
 EventData = RoundData | BestData

@@ -152,11 +152,14 @@ class Worker:
         return Evaluation(float(head["loss"]), float(head["accuracy"]), int(head["examples"]))
 
     async def save_model(self, path: Path, flavor: str, parameters: Arrays) -> dict[str, Any]:
-        """Set the parameters and save ``get_model()`` in its flavor's format to ``path``."""
+        """Set the parameters, save ``get_model()`` in its flavor's format into ``path``.
+
+        The answer is ``flavor.json``'s content (``flops_env.flavors.save_model``).
+        """
         head, _ = await self.call(
             "save_model", {"path": str(path), "flavor": flavor}, arrays=parameters
         )
-        return head
+        return {k: v for k, v in head.items() if k not in ("ok", "op")}
 
     async def call(
         self, op: str, header: dict[str, Any] | None = None, arrays: Arrays | None = None

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ROOT
 
 SCENARIOS = {
+    "training",
     "cli",
     "start latency",
     "event to follower",

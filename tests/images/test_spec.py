@@ -82,9 +82,15 @@ def test_the_learner_never_gets_mlflow_and_everyone_gets_numpy() -> None:
     assert learner == ["scikit-learn==1.4.2", "numpy"]
     assert "mlflow left out of the learner's packages" in notes
     aggregator, _ = actor_requirements(spec, "aggregator")
-    assert aggregator == ["scikit-learn==1.4.2", "numpy"]
+    assert aggregator == ["scikit-learn==1.4.2", "numpy", "skops>=0.10"]  # saves the model
     tracked, notes = actor_requirements(spec, "aggregator", keep_mlflow=True)
-    assert tracked == ["mlflow==2.12.1", "scikit-learn==1.4.2", "numpy", "setuptools<81"]
+    assert tracked == [
+        "mlflow==2.12.1",
+        "scikit-learn==1.4.2",
+        "numpy",
+        "skops>=0.10",
+        "setuptools<81",
+    ]
     pinned, _ = actor_requirements(EnvSpec("r", ("NumPy==1.26.4",)), "learner")
     assert pinned == ["NumPy==1.26.4"]
     ours, notes = actor_requirements(EnvSpec("r", ("flops_utils==0.2.3", "numpy")), "learner")

@@ -1,4 +1,4 @@
-"""A test ML repository, a flops_utils stand-in, digit partitions and event collection.
+"""A test ML repository, digit partitions and event collection.
 
 Shared by the training tests and ``bench/training.py``: the sklearn digits resampled to
 28x28 (784 features, as the original's mnist example expects), held out 20 %, the rest
@@ -8,21 +8,24 @@ split into disjoint partitions written as ``.npz`` (``image`` uint8, ``label`` i
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flops_env.flavors import load_model
+from flops_utils._contract import PartitionSlice
 from protocol.events import Event, Level
+from services.aggregator.service import ArtifactPlan
 from services.learner.service import DataSpec
 from services.training.messages import EventData
 from services.training.worker import WorkerSpec
+from services.trmodel.artifact import MODEL_DIR, Environment, Repository
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE / "repo"
 BIG_REPO = HERE / "big_repo"
-STUBS = HERE / "stubs"
 ROOT = HERE.parent.parent
 PROJECT = "0123456789abcdef01234567"
 USER = "Trainer"
@@ -66,19 +69,31 @@ def write_digits(data_dir: Path, partitions: int, seed: int = 7) -> Digits:
     return Digits(data_dir, names, x[:held].reshape(held, -1), y[:held])
 
 
+def artifact_plan(root: Path) -> ArtifactPlan:
+    """Where the test aggregator saves its best model, and what the manifest records."""
+    return ArtifactPlan(
+        root=root,
+        repository=Repository(url="https://example.org/test/repo", commit="0" * 40),
+        environment=Environment(image="test/aggregator:0", digest="0" * 64, python="3.11"),
+        data_tags=[TAG],
+    )
+
+
 def worker_spec(env: dict[str, str] | None = None, repo: Path = REPO) -> WorkerSpec:
-    """The worker on a test repository in this Python, with the flops_utils stand-in."""
-    path = f"{STUBS}:{ROOT}"
-    return WorkerSpec(python=sys.executable, repo=repo, env={"PYTHONPATH": path, **(env or {})})
+    """The worker on a test repository in this Python, with the real flops_utils."""
+    return WorkerSpec(
+        python=sys.executable, repo=repo, env={"PYTHONPATH": str(ROOT), **(env or {})}
+    )
 
 
 def data_spec(digits: Digits, *indexes: int) -> DataSpec:
-    """A learner's data: the given partitions."""
-    return DataSpec(
-        dir=digits.data_dir,
-        tags=[TAG],
-        slices=[{"file": digits.partitions[i]} for i in indexes],
-    )
+    """A learner's data: the given partitions, whole (``flops_utils._contract`` slices)."""
+    slices = []
+    for i in indexes:
+        with np.load(digits.data_dir / digits.partitions[i], allow_pickle=False) as part:
+            rows = len(part["label"])
+        slices.append(asdict(PartitionSlice(TAG, digits.partitions[i], 0, rows)))
+    return DataSpec(dir=digits.data_dir, tags=[TAG], slices=slices)
 
 
 def fault_line() -> int:
@@ -96,11 +111,10 @@ def train_examples(digits: Digits, *indexes: int) -> int:
     return total
 
 
-def accuracy(parameters_file: Path, digits: Digits) -> float:
-    """Accuracy of saved LogisticRegression parameters on the held-out digits."""
-    with np.load(parameters_file, allow_pickle=False) as saved:
-        coef, intercept = saved["arr_0"], saved["arr_1"]
-    predicted = np.argmax(digits.test_x @ coef.T + intercept, axis=1)
+def accuracy(artifact: Path, digits: Digits) -> float:
+    """Accuracy of the artifact's saved model (loaded with its checks) on the held-out digits."""
+    loaded = load_model(artifact / MODEL_DIR)
+    predicted = loaded.model.predict(digits.test_x)
     return float(np.mean(predicted == digits.test_y))
 
 

@@ -12,7 +12,11 @@ def test_every_kind_is_in_the_table_under_its_own_name() -> None:
 
 
 def test_an_unknown_kind_is_a_config_error_naming_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="no service kind 'trainer'; known: builder, observer"):
+    with pytest.raises(
+        ConfigError,
+        match="no service kind 'trainer'; known: aggregator, builder, cluster_aggregator, "
+        "learner, observer",
+    ):
         kind_of("trainer")
 
 

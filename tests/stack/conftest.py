@@ -43,6 +43,7 @@ async def stack_in_process(
             "broker": "external",
             "broker_port": mosquitto.port,
             "identifier": f"in-{tmp_path.name}"[:60],
+            "stages": "build",  # as tests.conftest.cli_env: these tests are not about training
             **settings,
         }
     )

@@ -21,7 +21,7 @@ import pytest
 
 from services.training.settings import RoundPlan
 from tests.conftest import ROOT, BrokerProcess
-from tests.mlrepo import Digits, accuracy, write_digits
+from tests.mlrepo import PROJECT, Digits, accuracy, write_digits
 from tests.services.aggregator.test_training import aggregator, learner
 
 pytestmark = pytest.mark.timeout(120)
@@ -136,6 +136,6 @@ def test_an_aggregator_killed_in_round_2_resumes_and_counts_each_round_once(
     assert ids[0] == first_id and len(set(ids)) == 3
     assert [e["data"]["round"] for e in rounds] == [1, 2, 3]
     assert "Aggregator tasks completed successfully." in texts
-    assert accuracy(tmp_path / "model" / "parameters.npz", digits) >= 0.8
+    assert accuracy(tmp_path / "models" / PROJECT, digits) >= 0.8
     for actor in actors[1:3]:
         assert actor.wait() == 0

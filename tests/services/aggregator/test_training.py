@@ -28,6 +28,7 @@ from tests.mlrepo import (
     Digits,
     Events,
     accuracy,
+    artifact_plan,
     data_spec,
     fault_line,
     train_examples,
@@ -53,7 +54,7 @@ def aggregator(tmp: Path, plan: RoundPlan, **extra: object) -> AggregatorConfig:
             "plan": plan,
             "worker": worker_spec(),
             "checkpoint_dir": tmp / "checkpoint",
-            "model_dir": tmp / "model",
+            "artifact": artifact_plan(tmp / "models"),
             "settings": FAST,
             **extra,
         }
@@ -99,8 +100,8 @@ async def test_two_learners_three_rounds_reach_080_on_held_out_digits(
     tail = texts[texts.index(COMPLETED) :]
     assert tail[:2] == [COMPLETED, "The best performing model:"]
     assert tail[2] == f"- accuracy: {outcome.best.accuracy}" and tail[3].startswith("- loss: ")
-    assert accuracy(tmp_path / "model" / "parameters.npz", digits) >= 0.8
-    assert (tmp_path / "model" / "model.json").exists()
+    assert accuracy(tmp_path / "models" / PROJECT, digits) >= 0.8
+    assert (tmp_path / "models" / PROJECT / "manifest.json").exists()
     assert not events.texts(Level.WARNING) and not events.texts(Level.ERROR)
 
 

@@ -1,0 +1,250 @@
+"""Issue 13 on the real stack: the seed SLA trains on the bundled example, every round logged.
+
+A real mosquitto, a real stack process (all stages), the CLI as a subprocess, the bundled
+example built by uv, mock digits prepared on the node with ``flops mock_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from flops_env.flavors import load_model
+from nodedata.digits import load_digits
+from slas import bundled_dir
+from tests.conftest import BrokerProcess, cli_env
+from tests.integration.conftest import UNLIMITED, Stack, make_stack, start
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def write_sla(folder: Path, name: str, source: str, **changes: Any) -> None:
+    """A bundled SLA without post-training steps, its training configuration changed."""
+    sla = json.loads((bundled_dir() / source).read_text())
+    sla["post_training_steps"] = []
+    sla["training_configuration"].update(changes)
+    (folder / name).write_text(json.dumps(sla))
+
+
+@pytest.fixture(scope="module")
+def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("train")
+    slas = root / "slas"
+    slas.mkdir()
+    write_sla(slas, "small.json", "mnist_sklearn_small.json")
+    write_sla(slas, "hier.json", "hierarchical_mnist_sklearn_small.json", training_rounds=2)
+    write_sla(slas, "nodata.json", "mnist_sklearn_small.json", data_tags=["absent"])
+    write_sla(slas, "long.json", "mnist_sklearn_small.json", training_rounds=500)
+    write_sla(slas, "mid.json", "mnist_sklearn_small.json", training_rounds=60)
+    env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED)
+    s = Stack(root, env)
+    s.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
+    )
+    done = s.cli("mock_data", "--mock-sla-file-name", "mnist_multi.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield s
+    code = s.stop()
+    assert code == 0, (root / "stack.out").read_text()
+
+
+def run_project(stack: Stack, sla: str) -> dict[str, Any]:
+    done = stack.cli("project", "--project-sla-file-name", sla, "--output", "json", timeout=240)
+    assert done.stdout, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def data_of(doc: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in doc["log"] if e["data"] and e["data"]["type"] == kind]
+
+
+def test_the_seed_sla_trains_three_rounds_on_disjoint_data_and_completes(stack: Stack) -> None:
+    doc = run_project(stack, "small.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "COMPLETED", texts
+    assert "Start handling FL training processes" in texts
+    for line in (
+        "Preparing new FL Aggregator.",
+        "New Aggregator service created & deployed",
+        "Preparing new FL Learners.",
+        "New FL Learners service created & deployed",
+        "Aggregator tasks completed successfully.",
+        "The best performing model:",
+        "No further post training steps requested.",
+    ):
+        assert line in texts, line
+    rounds = data_of(doc, "round")
+    assert [(r["round"], r["learners"]) for r in rounds] == [(1, 2), (2, 2), (3, 2)]
+    (trained,) = data_of(doc, "trained")
+    values = trained["values"]
+    assert values["rounds"] == 3 and values["accuracy"] >= 0.8
+    assert values["accuracy"] == max(r["accuracy"] for r in rounds)
+    # the artifact: the best model, loadable with its checks, good on digits
+    model = load_model(Path(values["artifact"]) / "model")
+    images, labels = load_digits()
+    score = float((model.model.predict(images.reshape(len(images), -1)) == labels).mean())
+    assert score >= 0.8
+    # learners on disjoint rows, together all of the tag's rows (as each learner reported)
+    manifest = json.loads((stack.data_dir / "data" / "mnist" / "manifest.json").read_text())
+    shares = data_of(doc, "learner_data")
+    assert len(shares) == 2
+    seen: set[tuple[str, int]] = set()
+    for share in shares:
+        slices = share["values"]["slices"]
+        mine = {(s["file"], r) for s in slices for r in range(s["start"], s["stop"])}
+        assert mine and not mine & seen
+        seen |= mine
+    assert len(seen) == sum(p["rows"] for p in manifest["partitions"])
+    shown: Any = stack.cli_json("status", doc["project"]["id"])
+    actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+    assert {s["instances"][0]["status"] for s in actors} <= {"COMPLETED", "UNDEPLOYED"}
+    assert shown["training"]["round"] == 3
+    assert shown["training"]["best"]["accuracy"] == values["accuracy"]
+    table = stack.cli("status", doc["project"]["id"]).stdout
+    assert "Training: round 3, accuracy " in table and "best so far round " in table
+
+
+def test_no_data_for_the_tags_fails_with_the_originals_text(stack: Stack) -> None:
+    doc = run_project(stack, "nodata.json")
+    assert doc["state"] == "FAILED"
+    errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
+    assert "No matching data found for provided data tags '['absent']'" in errors
+
+
+def test_hierarchical_runs_cycles_of_rounds_per_cluster(stack: Stack) -> None:
+    doc = run_project(stack, "hier.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "COMPLETED", texts
+    cycles = data_of(doc, "root_round")
+    assert [c["values"]["round"] for c in cycles] == [1, 2]
+    clusters = data_of(doc, "cluster_round")
+    assert len(clusters) == 2 * 2 * 2  # cycles x clusters x rounds
+    (trained,) = data_of(doc, "trained")
+    assert trained["values"]["rounds"] == 2
+
+
+def test_stop_mid_training_undeploys_every_actor(stack: Stack) -> None:
+    started = stack.cli("project", "--project-sla-file-name", "long.json", "--no-follow")
+    if started.returncode != 0:
+        pytest.fail(started.stdout + started.stderr)
+    project: Any = stack.cli_json("projects")
+    project_id = project["projects"][-1]["id"]
+    deadline = time.monotonic() + 200
+    while True:
+        log: Any = stack.cli_json("log", project_id)
+        if any(e["data"] and e["data"]["type"] == "round" for e in log["entries"]):
+            break
+        assert time.monotonic() < deadline, [e["text"] for e in log["entries"]]
+        time.sleep(0.5)
+    done = stack.cli("stop", project_id, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown: Any = stack.cli_json("status", project_id)
+    assert shown["state"] == "STOPPED"
+    actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+    assert actors and all(s["instances"][0]["status"] == "UNDEPLOYED" for s in actors)
+
+
+def first_round(stack: Stack, project_id: str) -> None:
+    deadline = time.monotonic() + 200
+    while True:
+        log: Any = stack.cli_json("log", project_id)
+        if any(e["data"] and e["data"]["type"] == "round" for e in log["entries"]):
+            return
+        assert time.monotonic() < deadline, [e["text"] for e in log["entries"]]
+        time.sleep(0.5)
+
+
+def start_long(stack: Stack, sla: str = "long.json") -> str:
+    started = stack.cli("project", "--project-sla-file-name", sla, "--no-follow")
+    assert started.returncode == 0, started.stdout + started.stderr
+    project: Any = stack.cli_json("projects")
+    project_id: str = project["projects"][-1]["id"]
+    first_round(stack, project_id)
+    return project_id
+
+
+def learner_workers(stack_pid: int) -> list[int]:
+    """The user-code workers of learners under the stack process (they have data variables)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == stack_pid and b"FLOPS_DATA_SLICES=" in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_crashed_learner_fails_the_project_naming_it_and_nothing_stays_deployed(
+    stack: Stack,
+) -> None:
+    project_id = start_long(stack)
+    assert stack.proc is not None
+    workers = learner_workers(stack.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # one learner's user code dies mid-training
+    deadline = time.monotonic() + 120
+    while (shown := cast(Any, stack.cli_json("status", project_id)))["state"] != "FAILED":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    log: Any = stack.cli_json("log", project_id)
+    errors = [e["text"] for e in log["entries"] if e["level"] == "error"]
+    assert any("needs 2 learners" in t and "flearner" in t for t in errors), errors
+    actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+    assert all(s["instances"][0]["status"] in ("FAILED", "UNDEPLOYED") for s in actors), actors
+
+
+def test_the_stack_killed_mid_training_resumes_from_the_checkpoint_counting_each_round_once(
+    stack: Stack, mosquitto: BrokerProcess
+) -> None:
+    project_id = start_long(stack, "mid.json")
+    stack.stop(signal.SIGKILL)
+    stack.start(
+        "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
+    )
+    deadline = time.monotonic() + 200
+    while (shown := cast(Any, stack.cli_json("status", project_id)))["state"] == "TRAINING":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    log: Any = stack.cli_json("log", project_id)
+    texts = [e["text"] for e in log["entries"]]
+    assert shown["state"] == "COMPLETED", texts
+    assert any(t.startswith("Resuming from the checkpoint of round ") for t in texts)
+    rounds = [
+        e["data"]["round"] for e in log["entries"] if e["data"] and e["data"]["type"] == "round"
+    ]
+    assert rounds == list(range(1, 61))  # each round once in the log
+    (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
+    assert trained["values"]["rounds"] == 60
+
+
+def test_the_process_runtime_trains_the_seed_sla_with_each_actor_a_process(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    env = {"FLOPS_STAGES": "all", "FLOPS_RUNTIME": "process"}
+    s = make_stack(tmp_path, broker, **env)
+    write_sla(Path(s.env["FLOPS_SLA_DIR"]), "small.json", "mnist_sklearn_small.json")
+    start(s, broker)
+    try:
+        done = s.cli("mock_data", "--mock-sla-file-name", "mnist_multi.json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        doc = run_project(s, "small.json")
+        assert doc["state"] == "COMPLETED", [e["text"] for e in doc["log"]]
+        assert [r["round"] for r in data_of(doc, "round")] == [1, 2, 3]
+        (trained,) = data_of(doc, "trained")
+        assert trained["values"]["accuracy"] >= 0.8
+    finally:
+        assert s.stop() == 0

@@ -1,1 +1,0 @@
-"""Test stand-in for the env-side flops_utils package (the real one is built elsewhere)."""

@@ -1,0 +1,28 @@
+"""The secure mode trains too: TLS, passwords and ACLs on the embedded mosquitto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from slas import bundled_dir
+from tests.security.conftest import secure_stack
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_a_secure_stack_trains_alices_seed_sla_to_completed(tmp_path: Path) -> None:
+    with secure_stack(tmp_path, FLOPS_STAGES="all") as secure:
+        sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+        sla.update(customerID="alice", post_training_steps=[])
+        path = tmp_path / "train.json"
+        path.write_text(json.dumps(sla))
+        done = secure.cli(None, "mock_data", "--mock-sla-file-name", "mnist_multi.json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        doc = secure.json("alice", "project", "--project-sla-file-name", str(path))
+        texts = [e["text"] for e in doc["log"]]
+        assert doc["state"] == "COMPLETED", texts
+        rounds = [e["data"] for e in doc["log"] if e["data"] and e["data"]["type"] == "round"]
+        assert [r["round"] for r in rounds] == [1, 2, 3]
