@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,7 +34,14 @@ from pydantic import BaseModel
 from protocol.states import ProjectState
 from services.builder.facts import IMAGES_READY
 from services.builder.service import BuilderConfig
-from services.kinds import BUILDER, ServiceKind
+from services.kinds import BUILDER, TRBUILDER, TRMODEL, ServiceKind
+from services.trmodel.entries import TrBuilderConfig, TrModelConfig
+from services.trmodel.facts import (
+    INFERENCE_READY,
+    MODEL_IMAGE_READY,
+    read_model_image,
+    trained_artifact,
+)
 from slas import ProjectSLA
 
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -50,6 +58,9 @@ class Settings:
     repo_sources: Mapping[str, str] = field(default_factory=dict)  # URL -> local source
     build_progress_interval: float = 2.0
     build_timeout: float = 900.0
+    inference_host: str = "127.0.0.1"  # the interface the inference services listen on
+    inference_port: int = 0  # 0: each keeps the port it got first (a free one)
+    mlflow_tracking: bool = False  # for the training stage's aggregator (services.tracking)
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,42 @@ def build(given: StageInput) -> list[Want]:
     return [Want(BUILDER, config)]
 
 
+def model_image(given: StageInput) -> list[Want]:
+    """The trained-model image: one builder for the artifact the training stage saved."""
+    settings = given.settings
+    config = TrBuilderConfig(
+        artifact=trained_artifact(given.outputs),
+        registry=settings.registry,
+        data_dir=settings.data_dir,
+        heartbeat_interval=settings.heartbeat_interval,
+        progress_interval=settings.build_progress_interval,
+        build_timeout=settings.build_timeout,
+    )
+    return [Want(TRBUILDER, config)]
+
+
+def serve(given: StageInput) -> list[Want]:
+    """The inference service of the trained-model image; its port is kept under data_dir."""
+    settings, ready = given.settings, read_model_image(given.outputs)
+    state_dir = Path(settings.data_dir) / "services" / TRMODEL.name_for(given.project_id)
+    config = TrModelConfig(
+        python=ready.python,
+        model_dir=ready.model_dir,
+        state_dir=str(state_dir),
+        host=settings.inference_host,
+        port=settings.inference_port,
+        heartbeat_interval=settings.heartbeat_interval,
+    )
+    return [Want(TRMODEL, config)]
+
+
+def _asks(step: str) -> Callable[[StageInput], bool]:
+    def enters(given: StageInput) -> bool:
+        return step in given.sla.post_training_steps
+
+    return enters
+
+
 def nothing(_given: StageInput) -> list[Want]:
     """A stage without services."""
     return []
@@ -149,4 +196,26 @@ STAGES: dict[str, Stage] = {
     # ends. The training stage replaces it as the build's next.
     "images_ready": Stage("images_ready", nothing, ends_on=None, state=ProjectState.IMAGES_READY),
 }
+# The post-training stages, entered from the training stage ("train" ends with `trained`
+# data: services.trmodel.facts). The serve stage's end leaves its service running: the
+# project is COMPLETED with trmodel RUNNING until `flops stop` or `delete`.
+POST_TRAINING: dict[str, Stage] = {
+    "model_image": Stage(
+        "model_image",
+        model_image,
+        ends_on=MODEL_IMAGE_READY,
+        next="serve",
+        state=ProjectState.BUILDING_MODEL_IMAGE,
+        enters=_asks("build_image_for_trained_model"),
+        undeploys=(TRBUILDER.name,),
+    ),
+    "serve": Stage(
+        "serve",
+        serve,
+        ends_on=INFERENCE_READY,
+        state=ProjectState.DEPLOYING_MODEL,
+        enters=_asks("deploy_trained_model_image"),
+    ),
+}
+STAGES.update(POST_TRAINING)
 PIPELINE = Pipeline("build", STAGES)

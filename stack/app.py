@@ -187,6 +187,9 @@ def stage_settings(settings: StackSettings) -> StageSettings:
         repo_sources=dict(settings.repo_sources),
         build_progress_interval=settings.build_progress_interval,
         build_timeout=settings.build_timeout,
+        inference_host=settings.inference_host,
+        inference_port=settings.inference_port,
+        mlflow_tracking=settings.mlflow_tracking,
     )
 
 

@@ -35,6 +35,12 @@ class StackSettings(BaseModel):
     repo_sources: dict[str, str] = Field(default_factory=dict)
     build_progress_interval: float = Field(default=2.0, gt=0)  # uv silence before a line
     build_timeout: float = Field(default=900.0, gt=0)  # one uv step at most
+    # The trained models' inference services (docs/trained-model.md): loopback unless another
+    # interface is named on purpose; port 0: each service keeps the free port it got first.
+    inference_host: str = "127.0.0.1"
+    inference_port: int = Field(default=0, ge=0, le=65535)
+    # Log rounds and the model to MLflow as the original did (needs mlflow in the images).
+    mlflow_tracking: bool = False
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     # cluster: how often a stack stops its services that another replica stopped or deleted
     reconcile_interval: float = Field(default=5.0, gt=0)
