@@ -18,7 +18,7 @@ from images.build import BuildRequest, build_image
 from images.store import ImageStore
 from images.uses import record_use
 from images.uvrun import UvOptions
-from protocol.events import Event, Facts, Level
+from protocol.events import Event, Facts, Level, event_id
 from protocol.states import ProjectState
 from services.builder.service import beating
 from services.context import ServiceContext
@@ -26,7 +26,7 @@ from services.spec import ServiceSpec
 from services.trmodel.artifact import open_artifact
 from services.trmodel.errors import TrainedModelError
 from services.trmodel.facts import INFERENCE_READY, MODEL_IMAGE_READY, ModelImageReady
-from services.trmodel.image import START_TEXT, image_name, packages_for
+from services.trmodel.image import DEPLOY_TEXT, START_TEXT, image_name, packages_for
 from services.trmodel.service import InferenceConfig, run_inference_service
 from services.trmodel.service import Notice as ServiceNotice
 
@@ -117,5 +117,8 @@ async def run_trmodel_in(ctx: ServiceContext[TrModelConfig]) -> None:
             more["data"] = Facts(type=INFERENCE_READY, values=dict(notice.data))
         await ctx.emit(_event(ctx.spec, notice.text, Level(notice.level), **more))
 
+    # Once per service: a restored one's repeat has the same id, which the observer drops.
+    deploy = _event(ctx.spec, DEPLOY_TEXT, Level.INFO, event_id=event_id(ctx.spec.id, "deploy"))
+    await ctx.emit(deploy)
     async with beating(ctx.beat, cfg.heartbeat_interval):
         await run_inference_service(config, emit)
