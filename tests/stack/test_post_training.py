@@ -114,8 +114,11 @@ async def answers(url: str) -> bool:
 
 
 async def wait_answering(url: str) -> None:
-    while not await answers(url):  # bounded by the test's timeout
+    for _ in range(300):  # the restored child loads the model, then answers
+        if await answers(url):
+            return
         await asyncio.sleep(0.2)
+    raise AssertionError(f"nothing answers at {url}")
 
 
 async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_it(
