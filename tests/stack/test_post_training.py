@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from flops_env.flavors import load_model
 from manager.pipeline import POST_TRAINING, Pipeline, Stage, StageInput, Want
@@ -65,7 +65,9 @@ async def run_toy_train(ctx: ServiceContext[ToyTrainConfig]) -> None:
     )
     root = models_dir(Path(ctx.config.data_dir))
     artifact = await save_artifact(root, meta, save_like_the_worker)
-    values = {"artifact": str(artifact.path), "run_id": artifact.manifest.run_id, "round": 1}
+    values: dict[str, JsonValue] = {
+        "artifact": str(artifact.path), "run_id": artifact.manifest.run_id, "round": 1
+    }  # fmt: skip
     await ctx.emit(
         Event(
             project_id=ctx.spec.project_id,
@@ -121,6 +123,28 @@ async def wait_answering(url: str) -> None:
     raise AssertionError(f"nothing answers at {url}")
 
 
+async def served_project(env: dict[str, str]) -> tuple[str, str]:
+    """Start a project, check its log and status; its id and inference URL."""
+    code, started, err = await flops(
+        env, "project", "--project-sla-file-name", "mnist_sklearn_small"
+    )
+    assert code == 0 and started["state"] == "COMPLETED", (started, err)
+    texts = [e["text"] for e in started["log"]]
+    assert START_TEXT in texts and DEPLOY_TEXT in texts, texts
+    assert any(t.startswith("Trained model image localhost:5073/admin/trained_model:")
+               for t in texts), texts  # fmt: skip
+    ready = [t for t in texts if t.startswith("Inference service ready at http://127.0.0.1:")]
+    assert len(ready) == 1, texts
+    project_id = started["project"]["id"]
+    _, shown, _ = await flops(env, "status", project_id)
+    url: str = shown["inference_url"]
+    assert ready[0].endswith(url) and shown["state"] == "COMPLETED"
+    statuses = {s["kind"]: s["instances"][0]["status"] for s in shown["services"]}
+    assert statuses["trmodel"] == "RUNNING", statuses
+    assert statuses["trbuilder"] in ("COMPLETED", "UNDEPLOYED"), statuses
+    return project_id, url
+
+
 async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_it(
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -133,26 +157,8 @@ async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_i
     first.mkdir()
     second.mkdir()
     async with stack_in_process(first, mosquitto, monkeypatch, fixed, pipeline=PIPELINE) as run:
-        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir)}
-        code, started, err = await flops(
-            env, "project", "--project-sla-file-name", "mnist_sklearn_small"
-        )
-        assert code == 0 and started["state"] == "COMPLETED", (started, err)
-        texts = [e["text"] for e in started["log"]]
-        assert START_TEXT in texts and DEPLOY_TEXT in texts, texts
-        assert any(t.startswith("Trained model image localhost:5073/admin/trained_model:")
-                   for t in texts), texts  # fmt: skip
-        ready = [t for t in texts if t.startswith("Inference service ready at http://127.0.0.1:")]
-        assert len(ready) == 1, texts
-        project_id = started["project"]["id"]
-
-        _, shown, _ = await flops(env, "status", project_id)
-        url = shown["inference_url"]
-        assert ready[0].endswith(url) and shown["state"] == "COMPLETED"
-        statuses = {s["kind"]: s["instances"][0]["status"] for s in shown["services"]}
-        assert statuses["trmodel"] == "RUNNING", statuses
-        assert statuses["trbuilder"] in ("COMPLETED", "UNDEPLOYED"), statuses
-
+        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_TIMEOUT": "60"}
+        project_id, url = await served_project(env)
         _, model, err = await flops(env, "model", project_id)
         assert model["manifest"]["project_id"] == project_id, err
         local = load_model(Path(model["path"]) / "model").model.predict(digits().x_held).tolist()
@@ -166,7 +172,7 @@ async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_i
 
     assert not await answers(url)  # the stack's stop stopped the child
     async with stack_in_process(second, mosquitto, monkeypatch, fixed, pipeline=PIPELINE) as run:
-        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir)}
+        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_TIMEOUT": "60"}
         _, shown, _ = await flops(env, "status", project_id)
         assert shown["inference_url"] == url  # the kept port
         await wait_answering(url)
@@ -177,7 +183,14 @@ async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_i
         assert code == 0, err
         statuses = {s["kind"]: s["instances"][0]["status"] for s in stopped["services"]}
         assert statuses["trmodel"] == "UNDEPLOYED", statuses
-        assert stopped["inference_url"] == ""
         assert not await answers(url)  # connection refused: the service is gone
         code, refused, err = await flops(env, "predict", project_id, "--input", str(held))
         assert code != 0 and "no running inference service" in json.dumps(refused), refused
+
+        # another project, served, then deleted: its service is undeployed with it
+        other, other_url = await served_project(env)
+        assert other_url != url
+        await wait_answering(other_url)
+        code, _, err = await flops(env, "delete", other, "--yes")
+        assert code == 0, err
+        assert not await answers(other_url)
