@@ -3,7 +3,8 @@
 Five fresh stacks, each with its own mosquitto: one for the CLI, latency and follower
 scenarios (in that order, so the CLI and latency figures start from an almost empty
 stack), one for ingest and then replay of the log ingest filled, one for the throughput
-burst, one for the scale levels and one for the image build of the seed command.
+burst, one for the scale levels and one for the image build of the seed command; the
+inference scenario (bench.serving) runs its own server processes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import build, cli_time, follower, ingest, latency, replay, scale, throughput
+from bench import (
+    build,
+    cli_time,
+    follower,
+    ingest,
+    latency,
+    replay,
+    scale,
+    serving,
+    throughput,
+)
 from bench.harness import ROOT, Broker, Mode, Row, Stack, machine
 from bench.report import table
 
@@ -39,6 +50,7 @@ SCENARIOS = [
     throughput.SCENARIO,
     scale.SCENARIO,
     build.SCENARIO,
+    serving.SCENARIO,
 ]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUDGETS = {"ingest": 120.0, "throughput": 70.0, "scale": 200.0}  # seconds, full mode
@@ -116,6 +128,8 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
     if build.SCENARIO in only:
         with running(root / "e") as stack:
             guarded(results, errors, build.SCENARIO, lambda: build.run(stack, mode))
+    if serving.SCENARIO in only:  # its own server processes: no stack
+        guarded(results, errors, serving.SCENARIO, lambda: serving.run(mode))
     if throughput.SCENARIO in only:
         with running(root / "b") as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731
