@@ -24,6 +24,7 @@ SCENARIOS = {
     "start throughput",
     "scale",
     "build",
+    "inference",
 }
 
 
