@@ -72,6 +72,7 @@ async def run_trbuilder_in(ctx: ServiceContext[TrBuilderConfig]) -> None:
         await say(_event(ctx.spec, notice.text, Level(notice.level)))
 
     await say(_event(ctx.spec, START_TEXT, Level.INFO))
+    await ctx.beat()  # alive from its first report on (the stack's liveness deadline)
     try:
         async with beating(ctx.beat, cfg.heartbeat_interval):
             artifact = open_artifact(Path(cfg.artifact))
