@@ -13,9 +13,12 @@ services it deploys (``services.kinds``)::
             Want(LEARNER, LearnerConfig(...), index=i) for i in range(learners)
         ]
 
-    STAGES["train"] = Stage("train", training, ends_on="trained", next="model",
+    STAGES["train"] = Stage("train", training, ends_on="trained", next="model_image",
                             state=ProjectState.TRAINING)
     STAGES["build"] = replace(STAGES["build"], next="train")  # instead of "images_ready"
+
+After training come ``POST_TRAINING``: ``model_image`` (the trained-model image) and
+``serve`` (the inference service, left running when the project is COMPLETED).
 
 The store records which stage a project is in and whether its services are deployed; it
 does not know what the stages are.
