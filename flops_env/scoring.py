@@ -91,7 +91,7 @@ def rows_from_json(text: str) -> list[Any]:
     return value
 
 
-def _split(value: Any) -> list[Any]:  # noqa: ANN401 - any JSON value
+def _split(value: Any) -> list[Any]:
     if not isinstance(value, dict) or not isinstance(value.get("data"), list):
         raise BadInputError('dataframe_split must be an object with "data": a list of rows')
     extra = sorted(set(value) - {"columns", "data", "index"})
@@ -107,7 +107,7 @@ def _split(value: Any) -> list[Any]:  # noqa: ANN401 - any JSON value
     return rows
 
 
-def _records(value: Any, field: str) -> list[Any]:  # noqa: ANN401 - any JSON value
+def _records(value: Any, field: str) -> list[Any]:
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
         raise BadInputError(f"{field} must be a list of objects (one per row)")
     keys = list(value[0]) if value else []
@@ -162,7 +162,7 @@ def matrix(rows: list[Any], width: int | None) -> npt.NDArray[Any]:
     return array
 
 
-def encode(predictions: Any) -> bytes:  # noqa: ANN401 - whatever the model's predict returns
+def encode(predictions: Any) -> bytes:
     """The response body ``{"predictions": [...]}``."""
     values = predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
     return json.dumps({"predictions": values}, separators=(",", ":")).encode()

@@ -33,7 +33,7 @@ RUN_NAME = "FLOps FL round {round}"
 class Tracking:
     """One experiment in one MLflow store; a run per round."""
 
-    def __init__(self, mlflow: Any, experiment: str, artifact_root: str | None) -> None:  # noqa: ANN401 - the mlflow module
+    def __init__(self, mlflow: Any, experiment: str, artifact_root: str | None) -> None:
         self.mlflow = mlflow
         self.client = mlflow.MlflowClient()
         found = self.client.get_experiment_by_name(experiment)

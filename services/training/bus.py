@@ -20,8 +20,8 @@ import aiomqtt
 import numpy as np
 from pydantic import BaseModel
 
-from broker.link import BrokerAddress, Credentials, explain
 from core.errors import BrokerError
+from mqtt.link import BrokerAddress, Credentials, explain
 from services.training import wire
 from services.training.errors import WireError
 from services.training.settings import TrainingSettings

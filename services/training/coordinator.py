@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from broker.messages import Level
+from protocol.events import Level
 from services.training import wire
 from services.training.bus import Bus
 from services.training.errors import TrainingFailedError

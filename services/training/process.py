@@ -18,9 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from broker.link import BrokerAddress, Credentials
-from broker.messages import Event
 from core.errors import FlopsError
+from mqtt.link import BrokerAddress, Credentials
+from protocol.events import Event
 from services.aggregator.cluster import ClusterConfig, run_cluster_aggregator
 from services.aggregator.service import AggregatorConfig, run_aggregator
 from services.learner.service import LearnerConfig, run_learner

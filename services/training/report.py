@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol
 
-from broker.messages import Event, Level, ProjectState
+from protocol.events import Event, Level
+from protocol.states import ProjectState
 from services.training.messages import EventData
 
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from broker.topics import TopicError
+from protocol.topics import TopicError
 from services.training.bus import Bus
 from services.training.errors import TrainingError
 from services.training.topics import Channel, TrainTopic

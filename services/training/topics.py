@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from broker.topics import ROOT, VERSION, TopicError, check_level
+from protocol.topics import ROOT, VERSION, TopicError, check_level
 
 ACL = """\
 # Training actors: user name = project id, confined to that project's training topics.

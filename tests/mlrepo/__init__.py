@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from broker.messages import Event, Level
+from protocol.events import Event, Level
 from services.learner.service import DataSpec
 from services.training.messages import EventData
 from services.training.worker import WorkerSpec

@@ -15,7 +15,7 @@ from mqtt.requester import Session
 from protocol import codec
 from protocol.events import Level, LogEntry
 from protocol.messages import LogPage, LogQuery
-from protocol.states import ProjectState
+from protocol.states import FINAL, RESTING, ProjectState
 
 pytestmark = pytest.mark.timeout(10)
 P = "d" * 24
@@ -91,9 +91,12 @@ async def test_following_a_project_in_a_final_state_ends_after_its_history(
     assert len(sess.queries) == 1
 
 
-async def test_until_rest_ends_at_a_resting_state_that_is_not_final() -> None:
-    sess = StubSession([entry(1), entry(2, ProjectState.BUILDING)], 1, (2,))
-    assert await follow(sess, until_rest=True) == (ProjectState.BUILDING, [1, 2])
+@pytest.mark.parametrize("resting", sorted(RESTING - FINAL))
+async def test_until_rest_ends_at_a_resting_state_that_is_not_final(
+    resting: ProjectState,
+) -> None:
+    sess = StubSession([entry(1), entry(2, resting)], 1, (2,))
+    assert await follow(sess, until_rest=True) == (resting, [1, 2])
 
 
 def test_a_query_names_from_seq_or_last_never_both() -> None:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 from data_manager import DataManager
-from flops_utils.ml_repo_templates import ModelManagerTemplate
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+
+from flops_utils.ml_repo_templates import ModelManagerTemplate
 
 
 def fault(method: str, call: int) -> None:

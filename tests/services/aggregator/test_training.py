@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.messages import Level, ProjectState
+from protocol.events import Level
+from protocol.states import ProjectState
 from services.aggregator.cluster import ClusterConfig, run_cluster_aggregator
 from services.aggregator.service import COMPLETED, AggregatorConfig, run_aggregator
 from services.learner.service import LearnerConfig, run_learner

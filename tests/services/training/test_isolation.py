@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from bench.harness import mosquitto_binary, wait_port
-from broker.link import BrokerAddress, Credentials
+from broker.process import mosquitto_binary, wait_port
 from broker.security import PasswordFile
 from broker.server import free_port
+from mqtt.link import BrokerAddress, Credentials
 from services.training import topics
 from services.training.bus import BrokerTarget, Bus, connect
 from services.training.messages import Presence

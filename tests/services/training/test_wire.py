@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from broker.topics import TopicError
+from protocol.topics import TopicError
 from services.training import checkpoint, wire
 from services.training.errors import ModelTooLargeError, TrainingError, WireError
 from services.training.messages import Result, RoundData, Task
