@@ -4,7 +4,8 @@ Six fresh stacks, each with its own mosquitto: one for the CLI, latency and foll
 scenarios (in that order, so the CLI and latency figures start from an almost empty
 stack), one for ingest and then replay of the log ingest filled, one for the throughput
 burst, one for the scale levels, one for the image build of the seed command and one
-(all stages) for its training stage.
+(all stages) for its training stage; the inference scenario (bench.serving) runs its own
+server processes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bench import (
     latency,
     replay,
     scale,
+    serving,
     throughput,
     training,
 )
@@ -51,6 +53,7 @@ SCENARIOS = [
     scale.SCENARIO,
     build.SCENARIO,
     training.SCENARIO,
+    serving.SCENARIO,
 ]
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUDGETS = {"ingest": 120.0, "throughput": 70.0, "scale": 200.0}  # seconds, full mode
@@ -131,6 +134,8 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
     if training.SCENARIO in only:
         with running(root / "t", stages="all") as stack:
             guarded(results, errors, training.SCENARIO, lambda: training.run(stack, mode))
+    if serving.SCENARIO in only:  # its own server processes: no stack
+        guarded(results, errors, serving.SCENARIO, lambda: serving.run(mode))
     if throughput.SCENARIO in only:
         with running(root / "b") as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731

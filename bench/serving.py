@@ -19,6 +19,7 @@ Also: a batch of 97 rows, spawn to ready, and the environment's build.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import subprocess
@@ -33,7 +34,8 @@ import numpy as np
 
 from bench.harness import Mode, Row, ms, percentile
 from bench.report import table
-from bench.uvenv import build_env
+from images.build import BuildRequest, build_image
+from images.store import ImageStore
 from services.trmodel.child import child_environment
 from services.trmodel.image import SERVING_PACKAGES
 
@@ -156,8 +158,12 @@ def run(mode: Mode, python: Path | None = None) -> list[Row]:
     """Build the environment (unless given), then serve and measure; the rows."""
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        if python is None:
-            python = build_env(Path(tmp) / "env", [*SEED_PINS, *SERVING_PACKAGES])
+        if python is None:  # built as the model_image stage builds it: images.build_image
+            request = BuildRequest(
+                "bench/admin/trained_model:seed", [*SEED_PINS, *SERVING_PACKAGES]
+            )
+            built_image = asyncio.run(build_image(request, ImageStore(Path(tmp) / "data")))
+            python = built_image.image.python
         built = time.perf_counter() - began
         samples, batches, ready = serve_and_measure(python, Path(tmp), mode)
     return rows_of(samples, batches, ready, built)

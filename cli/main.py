@@ -1,8 +1,9 @@
 """The ``flops`` and ``oak`` command trees; the commands live in one module per family.
 
 ``cli.project_commands`` talk to the manager and observers, ``cli.data_commands`` handle
-the node's data and images, ``cli.stack_commands`` run processes (``up``, ``down``,
-``service run``), ``cli.user_commands`` manage the secure mode.
+the node's data and images, ``cli.model_commands`` a project's trained model,
+``cli.stack_commands`` run processes (``up``, ``down``, ``service run``),
+``cli.user_commands`` manage the secure mode.
 Exit codes and error text are ``cli.common``'s.
 """
 
@@ -12,7 +13,7 @@ from typing import ClassVar
 
 import click
 
-from cli import data_commands, project_commands, stack_commands, user_commands
+from cli import data_commands, model_commands, project_commands, stack_commands, user_commands
 from cli.project_commands import apps, services
 
 
@@ -50,6 +51,7 @@ def flops() -> None:
 COMMANDS = (
     *project_commands.COMMANDS,
     *data_commands.COMMANDS,
+    *model_commands.COMMANDS,
     *stack_commands.COMMANDS,
     *user_commands.COMMANDS,
 )

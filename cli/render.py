@@ -55,6 +55,8 @@ def project_summary(p: ProjectView) -> str:
         f"SLA:     {p.sla_name}",
         f"Created: {when(p.created_at)}   Updated: {when(p.updated_at)}",
     ]
+    if p.inference_url:
+        lines.append(f"Inference: {p.inference_url}  (flops predict {p.id} --input FILE)")
     return "\n".join(lines)
 
 

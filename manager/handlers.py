@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from core.errors import DeployError, SLAError, StoreError
+from core.errors import DeployError, FlopsError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project, set_state, undeploy
@@ -35,9 +35,10 @@ from protocol.messages import (
     ServiceList,
     ShowProject,
 )
-from protocol.states import InstanceStatus, ProjectState
-from services.kinds import kind_of
+from protocol.states import RUNNABLE, InstanceStatus, ProjectState
+from services.kinds import TRMODEL, kind_of
 from services.spec import ServiceSpec
+from services.trmodel.facts import inference_url
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
@@ -213,8 +214,16 @@ def stage_input(now: Progress, deps: Deps) -> StageInput:
 
 
 async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> None:
-    """Deploy the stage's services and announce each; a failed deploy fails the project."""
-    wants = stage.services(given)
+    """Deploy the stage's services and announce each; a failed deploy fails the project.
+
+    A stage that cannot say what to deploy (an earlier stage's output is missing or wrong)
+    fails the project with its reason too.
+    """
+    try:
+        wants = stage.services(given)
+    except FlopsError as exc:
+        await fail(now.project_id, now.user, f"stage {stage.name}: {exc}", deps)
+        return
     new = [
         NewService(
             w.kind.name,
@@ -293,8 +302,16 @@ async def list_projects(user: str, _req: ListProjects, deps: Deps) -> ProjectLis
 
 
 async def show_project(user: str, req: ShowProject, deps: Deps) -> ProjectView:
-    """One of the user's projects."""
-    return await own_project(user, req.project_id, deps)
+    """One of the user's projects, with its inference service's URL while that runs."""
+    view = await own_project(user, req.project_id, deps)
+    serving = any(
+        s.kind == TRMODEL.name and s.instances and s.instances[0].status in RUNNABLE
+        for s in view.services
+    )
+    now = await deps.store.progress(view.id) if serving else None
+    if now is None:
+        return view
+    return view.model_copy(update={"inference_url": inference_url(now.outputs)})
 
 
 async def list_apps(user: str, _req: ListApps, deps: Deps) -> AppList:

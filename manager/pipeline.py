@@ -13,9 +13,12 @@ services it deploys (``services.kinds``)::
             Want(LEARNER, LearnerConfig(...), index=i) for i in range(learners)
         ]
 
-    STAGES["train"] = Stage("train", training, ends_on="trained", next="model",
+    STAGES["train"] = Stage("train", training, ends_on="trained", next="model_image",
                             state=ProjectState.TRAINING)
     STAGES["build"] = replace(STAGES["build"], next="train")  # instead of "images_ready"
+
+After training come ``POST_TRAINING``: ``model_image`` (the trained-model image) and
+``serve`` (the inference service, left running when the project is COMPLETED).
 
 The store records which stage a project is in and whether its services are deployed; it
 does not know what the stages are.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -33,9 +37,16 @@ from pydantic import BaseModel
 from protocol.states import ProjectState
 from services.builder.facts import IMAGES_READY, read_images_ready
 from services.builder.service import BuilderConfig
-from services.kinds import AGGREGATOR, BUILDER, CLUSTER, LEARNER, ServiceKind
+from services.kinds import AGGREGATOR, BUILDER, CLUSTER, LEARNER, TRBUILDER, TRMODEL, ServiceKind
 from services.training.entries import TRAINED
 from services.training.plan import NO_POST_TRAINING, training_wants
+from services.trmodel.entries import TrBuilderConfig, TrModelConfig
+from services.trmodel.facts import (
+    INFERENCE_READY,
+    MODEL_IMAGE_READY,
+    read_model_image,
+    trained_artifact,
+)
 from slas import ProjectSLA
 
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -53,6 +64,9 @@ class Settings:
     build_progress_interval: float = 2.0
     build_timeout: float = 900.0
     training_clusters: int = 2  # hierarchical mode: cluster aggregators on this node
+    inference_host: str = "127.0.0.1"  # the interface the inference services listen on
+    inference_port: int = 0  # 0: each keeps the port it got first (a free one)
+    mlflow_tracking: bool = False  # for the training stage's aggregator (services.tracking)
 
 
 @dataclass(frozen=True)
@@ -155,6 +169,42 @@ def after_training(given: StageInput) -> str | None:
     return NO_POST_TRAINING if not given.sla.post_training_steps else None
 
 
+def model_image(given: StageInput) -> list[Want]:
+    """The trained-model image: one builder for the artifact the training stage saved."""
+    settings = given.settings
+    config = TrBuilderConfig(
+        artifact=trained_artifact(given.outputs),
+        registry=settings.registry,
+        data_dir=settings.data_dir,
+        heartbeat_interval=settings.heartbeat_interval,
+        progress_interval=settings.build_progress_interval,
+        build_timeout=settings.build_timeout,
+    )
+    return [Want(TRBUILDER, config)]
+
+
+def serve(given: StageInput) -> list[Want]:
+    """The inference service of the trained-model image; its port is kept under data_dir."""
+    settings, ready = given.settings, read_model_image(given.outputs)
+    state_dir = Path(settings.data_dir) / "services" / TRMODEL.name_for(given.project_id)
+    config = TrModelConfig(
+        python=ready.python,
+        model_dir=ready.model_dir,
+        state_dir=str(state_dir),
+        host=settings.inference_host,
+        port=settings.inference_port,
+        heartbeat_interval=settings.heartbeat_interval,
+    )
+    return [Want(TRMODEL, config)]
+
+
+def _asks(step: str) -> Callable[[StageInput], bool]:
+    def enters(given: StageInput) -> bool:
+        return step in given.sla.post_training_steps
+
+    return enters
+
+
 def nothing(_given: StageInput) -> list[Want]:
     """A stage without services."""
     return []
@@ -179,12 +229,34 @@ STAGES: dict[str, Stage] = {
         "train",
         training,
         ends_on=TRAINED,
-        next=None,
+        next=AFTER_TRAINING,
         state=ProjectState.TRAINING,
         undeploys=(AGGREGATOR.name, CLUSTER.name, LEARNER.name),
         closing=after_training,
     ),
 }
+# The post-training stages, entered from the training stage ("train" ends with `trained`
+# data: services.trmodel.facts). The serve stage's end leaves its service running: the
+# project is COMPLETED with trmodel RUNNING until `flops stop` or `delete`.
+POST_TRAINING: dict[str, Stage] = {
+    "model_image": Stage(
+        "model_image",
+        model_image,
+        ends_on=MODEL_IMAGE_READY,
+        next="serve",
+        state=ProjectState.BUILDING_MODEL_IMAGE,
+        enters=_asks("build_image_for_trained_model"),
+        undeploys=(TRBUILDER.name,),
+    ),
+    "serve": Stage(
+        "serve",
+        serve,
+        ends_on=INFERENCE_READY,
+        state=ProjectState.DEPLOYING_MODEL,
+        enters=_asks("deploy_trained_model_image"),
+    ),
+}
+STAGES.update(POST_TRAINING)
 PIPELINE = Pipeline("build", STAGES)
 # Where a project rests after its build on a stack set to build only ([stack] stages =
 # "build"): it deploys nothing and never ends.

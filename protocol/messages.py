@@ -112,6 +112,7 @@ class ProjectView(Message):
     updated_at: float
     apps: list[AppView] = Field(default_factory=list)
     services: list[ServiceView] = Field(default_factory=list)
+    inference_url: str = ""  # the trained model's inference service, while it runs
 
 
 class ErrorBody(Message):

@@ -17,6 +17,8 @@ class ProjectState(StrEnum):
     BUILDING = "BUILDING"
     IMAGES_READY = "IMAGES_READY"
     TRAINING = "TRAINING"
+    BUILDING_MODEL_IMAGE = "BUILDING_MODEL_IMAGE"  # stage model_image: the trained-model image
+    DEPLOYING_MODEL = "DEPLOYING_MODEL"  # stage serve: until the inference service answers
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     STOPPED = "STOPPED"
@@ -38,12 +40,19 @@ FINAL = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STO
 RESTING = FINAL | {ProjectState.IMAGES_READY}
 _ENDS = frozenset({ProjectState.COMPLETED, ProjectState.FAILED, ProjectState.STOPPED})
 
+# The post-training states follow whatever stage trained the model (or none did: tests).
+_POST = frozenset({ProjectState.BUILDING_MODEL_IMAGE, ProjectState.DEPLOYING_MODEL})
+
 # Allowed project state changes; anything else is refused.
 TRANSITIONS: dict[ProjectState, frozenset[ProjectState]] = {
-    ProjectState.STARTING: frozenset({ProjectState.BUILDING}) | _ENDS,
-    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY, ProjectState.TRAINING}) | _ENDS,
-    ProjectState.TRAINING: _ENDS,
-    ProjectState.IMAGES_READY: _ENDS,
+    ProjectState.STARTING: frozenset({ProjectState.BUILDING}) | _POST | _ENDS,
+    ProjectState.BUILDING: frozenset({ProjectState.IMAGES_READY, ProjectState.TRAINING})
+    | _POST
+    | _ENDS,
+    ProjectState.TRAINING: _POST | _ENDS,
+    ProjectState.IMAGES_READY: _POST | _ENDS,
+    ProjectState.BUILDING_MODEL_IMAGE: frozenset({ProjectState.DEPLOYING_MODEL}) | _ENDS,
+    ProjectState.DEPLOYING_MODEL: _ENDS,
     ProjectState.COMPLETED: frozenset(),
     ProjectState.FAILED: frozenset(),
     ProjectState.STOPPED: frozenset(),

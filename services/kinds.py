@@ -5,9 +5,7 @@ service lives in, liveness), the runtimes (how to run it, its container image an
 resources, whether a failed one starts again), ``flops service run``. Adding a kind is an
 entry in ``KINDS`` plus its package with a config model and an entry coroutine::
 
-    KINDS["trmodel"] = ServiceKind(
-        "trmodel", "trmodel", TrModelConfig, run_trmodel, one_shot=False, label="Trained Model"
-    )
+    KINDS["toy"] = ServiceKind("toy", "toy", ToyConfig, run_toy, one_shot=True, label="Toy")
 
 An entry coroutine gets a ``ServiceContext`` and reports through ``ctx.emit``. A one-shot
 service's entry returns when its job is done (COMPLETED) or raises a ``FlopsError`` after
@@ -30,6 +28,12 @@ from services.builder.service import BuilderConfig, run_builder_in
 from services.context import ServiceContext
 from services.learner.service import LearnerConfig
 from services.training.entries import aggregator_entry, cluster_entry, learner_entry
+from services.trmodel.entries import (
+    TrBuilderConfig,
+    TrModelConfig,
+    run_trbuilder_in,
+    run_trmodel_in,
+)
 
 C = TypeVar("C", bound=BaseModel)
 Entry = Callable[[ServiceContext[C]], Awaitable[None]]
@@ -132,8 +136,28 @@ LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
     fails_project=False,
 )
 
+TRBUILDER: ServiceKind[TrBuilderConfig] = ServiceKind(
+    "trbuilder",
+    "trbuilder",
+    TrBuilderConfig,
+    run_trbuilder_in,
+    one_shot=True,
+    label="Trained Model Image Builder",
+    resources=Resources(memory=2000, vcpus=1, storage=5000),
+)
+TRMODEL: ServiceKind[TrModelConfig] = ServiceKind(
+    "trmodel",
+    "trmodel",
+    TrModelConfig,
+    run_trmodel_in,
+    one_shot=False,  # serves until `flops stop` or `delete` undeploys it
+    label="Trained Model",
+    resources=Resources(memory=1000, vcpus=1, storage=0),
+)
+
 KINDS: dict[str, ServiceKind[Any]] = {
-    kind.name: kind for kind in (OBSERVER, BUILDER, AGGREGATOR, CLUSTER, LEARNER)
+    kind.name: kind
+    for kind in (OBSERVER, BUILDER, AGGREGATOR, CLUSTER, LEARNER, TRBUILDER, TRMODEL)
 }
 
 

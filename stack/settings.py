@@ -41,6 +41,12 @@ class StackSettings(BaseModel):
     # Hierarchical training: cluster aggregators per project on this node, each with the
     # SLA's min_available_clients learners.
     training_clusters: int = Field(default=2, ge=1, le=16)
+    # The trained models' inference services (docs/trained-model.md): loopback unless another
+    # interface is named on purpose; port 0: each service keeps the free port it got first.
+    inference_host: str = "127.0.0.1"
+    inference_port: int = Field(default=0, ge=0, le=65535)
+    # Log rounds and the model to MLflow as the original did (needs mlflow in the images).
+    mlflow_tracking: bool = False
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     # cluster: how often a stack stops its services that another replica stopped or deleted
     reconcile_interval: float = Field(default=5.0, gt=0)

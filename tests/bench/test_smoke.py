@@ -25,6 +25,7 @@ SCENARIOS = {
     "start throughput",
     "scale",
     "build",
+    "inference",
 }
 
 
