@@ -45,9 +45,10 @@ def normal(text: str) -> list[str]:
     the home, and uv's progress lines.
     """
     lines = []
-    for line in text.splitlines():
-        if any(v in line for v in _VOLATILE):
+    for raw in text.splitlines():
+        if any(v in raw for v in _VOLATILE):
             continue
+        line = raw
         line = re.sub(r"(/[\w.-]+)+/\.local/share/flops", "<data>", line)
         line = re.sub(r"\b[0-9a-f]{40}\b", "<commit>", line)
         line = re.sub(r"\b[0-9a-f]{24}\b", "<id>", line)
