@@ -50,6 +50,7 @@ def normal(text: str) -> list[str]:
             continue
         line = raw
         line = re.sub(r"(/[\w.-]+)+/\.local/share/flops", "<data>", line)
+        line = re.sub(r"(/[\w.-]+)+/(nodedata|slas)/bundled/", r"<checkout>/\2/bundled/", line)
         line = re.sub(r"\b[0-9a-f]{40}\b", "<commit>", line)
         line = re.sub(r"\b[0-9a-f]{24}\b", "<id>", line)
         line = re.sub(r"\b([a-z]*?)[0-9a-f]{12,16}\b", r"\1<hash>", line)
