@@ -156,7 +156,16 @@ class MongoStore:
                 if found is None:
                     raise
                 observer = _spec(found)
-            await self._projects.insert_one(_project(project_id, user, request_id, now, **fields))
+            try:
+                await self._projects.insert_one(
+                    _project(project_id, user, request_id, now, **fields)
+                )
+            except DuplicateKeyError:
+                if await self._projects.find_one({"_id": project_id}, {"_id": 1}) is not None:
+                    # A replica that took over this creation committed it first: the app
+                    # and the observer are its project's now; give back only our reference.
+                    undo = [functools.partial(self._release_observatory, observatory)]
+                raise
         except BaseException:
             await _undo(undo)
             raise
