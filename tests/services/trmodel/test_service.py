@@ -1,9 +1,10 @@
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,20 @@ async def test_a_child_that_stops_answering_is_replaced(
         assert again.data["url"] == first.data["url"]
 
 
+@contextlib.contextmanager
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket listens on while the block runs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
 async def test_a_kept_port_held_by_another_process_moves_with_a_warning(
     shared_artifact: Artifact, tmp_path: Path
 ) -> None:
     notices = Notices()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         keep_port(tmp_path, port)
         async with serving(config(shared_artifact, tmp_path, port_wait=0.5), notices):
             warning = await notices.next()
@@ -205,10 +212,7 @@ async def test_a_configured_port_that_is_taken_fails_at_once(
     shared_artifact: Artifact, tmp_path: Path
 ) -> None:
     notices = Notices()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         cfg = config(shared_artifact, tmp_path, port=port)
         with pytest.raises(InferenceServiceError, match=f"cannot listen on 127.0.0.1:{port}"):
             await run_inference_service(cfg, notices.emit)
