@@ -13,6 +13,7 @@ import click
 from broker.security import PasswordFile, check_user_name
 from cli.prog import prog
 from core.errors import ConfigError
+from core.ids import is_object_id
 from stack.discovery import read_card
 from stack.secure import passwd_path
 
@@ -55,7 +56,8 @@ def set_password(data_dir: Path, name: str, password: str, *, new: bool) -> int:
 
 def list_users(data_dir: Path, json_out: bool) -> int:
     """The user names (never their hashes)."""
-    names = sorted(PasswordFile(passwd_path(data_dir)).users())
+    accounts = PasswordFile(passwd_path(data_dir)).users()
+    names = sorted(name for name in accounts if not is_object_id(name))  # not actors' accounts
     click.echo(json.dumps({"users": names}) if json_out else "\n".join(names) or "No users.")
     return 0
 

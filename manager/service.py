@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import FlopsError
+from core.ids import is_object_id
 from core.logs import Throttle, shown
 from manager import events, handlers, lifecycle
 from manager.deps import Deps, RefusedError
@@ -118,6 +119,11 @@ class ManagerService:
         except topics.TopicError as exc:
             self._malformed.warning("dropped: %s", exc)
             await self._refuse(inbound, _unknown_operation(inbound.topic))
+            return
+        if is_object_id(topic.user):
+            # A project's training actors log in with its id (broker.accounts), which the
+            # users' ACL lines also let write here: no person has such a name.
+            self._malformed.warning("dropped a request of %s: a project id", topic.user)
             return
         op = Op(topic.arg)
         model, handler = REQUESTS[op]
