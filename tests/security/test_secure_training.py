@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from broker.security import PasswordFile
+from core.ids import is_object_id
 from slas import bundled_dir
+from stack.secure import actors_path, passwd_path
+from tests.conftest import wait_until
 from tests.security.conftest import secure_stack
 
 pytestmark = pytest.mark.timeout(240)
@@ -26,3 +30,7 @@ def test_a_secure_stack_trains_alices_seed_sla_to_completed(tmp_path: Path) -> N
         assert doc["state"] == "COMPLETED", texts
         rounds = [e["data"] for e in doc["log"] if e["data"] and e["data"]["type"] == "round"]
         assert [r["round"] for r in rounds] == [1, 2, 3]
+        # The training ended: its actors' broker account goes with them.
+        passwords = PasswordFile(passwd_path(secure.data_dir))
+        wait_until(lambda: not [name for name in passwords.users() if is_object_id(name)])
+        assert list(actors_path(secure.data_dir).glob("*")) == []
