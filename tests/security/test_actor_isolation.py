@@ -9,7 +9,10 @@ actors of each project, reading the password where the stack keeps it for them
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from core.ids import is_object_id
 from mqtt.tls import client_context
 from services.training import topics
 from slas import bundled_dir
+from stack.discovery import pid_alive
 from stack.secure import actors_path, passwd_path
 from tests.conftest import run_cli, wait_until
 from tests.security.conftest import Secure, secure_stack
@@ -120,15 +124,39 @@ async def _isolation(secure: Secure, alices: str, bobs: str, passwords: dict[str
     assert leaked == [], f"Bob's actor read {leaked}"
 
 
+def _shown_in(secure: Secure, password: str) -> list[Path]:
+    """Where ``password`` shows: files of the stack, command lines and environments.
+
+    Only its own file in ``actors/`` may hold it (never a log, never a process's arguments).
+    """
+    secret = password.encode()
+    places = [p for p in secure.data_dir.rglob("*") if p.is_file()]
+    proc = [
+        p
+        for d in Path("/proc").iterdir()
+        if d.name.isdigit()
+        for p in (d / "cmdline", d / "environ")
+    ]
+    found = []
+    for place in places + proc:
+        with contextlib.suppress(OSError):
+            if secret in place.read_bytes():
+                found.append(place)
+    return found
+
+
 def _actor_accounts(secure: Secure) -> list[str]:
     names = PasswordFile(passwd_path(secure.data_dir)).users()
     return sorted(name for name in names if is_object_id(name))
 
 
-@pytest.fixture(scope="module")
-def training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]:
+@pytest.fixture(scope="module", params=["local", "process"])
+def training(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Secure]:
+    """The secure stack; its actors run as tasks (local) or as processes of their own."""
     root = tmp_path_factory.mktemp("isolation")
-    with secure_stack(root, FLOPS_STAGES="all") as secure:
+    with secure_stack(root, FLOPS_STAGES="all", FLOPS_RUNTIME=request.param) as secure:
         done = secure.cli(None, "mock_data", "--mock-sla-file-name", "mnist_multi.json")
         assert done.returncode == 0, done.stdout + done.stderr
         yield secure
@@ -141,6 +169,8 @@ def test_a_projects_actors_cannot_reach_another_projects_training_topics(
     try:
         passwords = {p: _password(training, p) for p in (alices, bobs)}
         asyncio.run(_isolation(training, alices, bobs, passwords))
+        for project, password in passwords.items():
+            assert _shown_in(training, password) == [actors_path(training.data_dir) / project]
         assert _actor_accounts(training) == sorted([alices, bobs])
         listed = training.cli(None, "user", "list", "--output", "json")
         assert json.loads(listed.stdout) == {"users": ["alice", "bob"]}  # people only
@@ -159,3 +189,35 @@ def test_a_projects_actors_cannot_reach_another_projects_training_topics(
     # Stopped: the actors are undeployed, and their accounts are gone with them.
     wait_until(lambda: not _actor_accounts(training), 60)
     assert list(actors_path(training.data_dir).glob("*")) == []
+
+
+async def _connects(secure: Secure, project: str, password: str) -> bool:
+    try:
+        async with _actor(secure, project, password, "login"):
+            return True
+    except aiomqtt.MqttError:
+        return False
+
+
+def test_a_training_resumed_after_a_kill_gets_a_new_account_and_the_old_one_is_gone(
+    tmp_path: Path,
+) -> None:
+    with secure_stack(tmp_path, FLOPS_STAGES="all") as secure:
+        done = secure.cli(None, "mock_data", "--mock-sla-file-name", "mnist_multi.json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        alices = _start(secure, "alice", tmp_path)
+        before = _password(secure, alices)
+        card = json.loads((secure.data_dir / "stack.json").read_text())
+        os.kill(card["pid"], signal.SIGKILL)  # mid-training: nothing removes the account
+        wait_until(lambda: not pid_alive(card["pid"]))
+        up = run_cli(["up", "--detach", "--secure"], secure.env)
+        assert up.returncode == 0, up.stderr + up.stdout
+        password = actors_path(secure.data_dir) / alices
+        wait_until(lambda: password.exists() and password.read_text() != before, 120)
+        after = password.read_text()
+        assert _actor_accounts(secure) == [alices]  # the training's actors are back
+        assert not asyncio.run(_connects(secure, alices, before))
+        assert asyncio.run(_connects(secure, alices, after))
+        stopped = secure.cli("alice", "stop", "--yes", alices)
+        assert stopped.returncode == 0, stopped.stderr
+        wait_until(lambda: not _actor_accounts(secure), 60)
