@@ -108,6 +108,9 @@ class Stage:
     enters: Callable[[StageInput], bool] = _always  # entry condition; False: skipped
     undeploys: tuple[str, ...] = ()  # kinds of the project's services stopped at its end
     closing: Callable[[StageInput], str | None] = lambda _given: None  # a line at its end
+    # Its services outlive it and may report its data again (the inference service on a
+    # new port after a restart): the latest such data replaces its output.
+    refreshed: bool = False
 
     def __post_init__(self) -> None:
         if not STAGE_NAME.match(self.name):
@@ -261,6 +264,7 @@ POST_TRAINING: dict[str, Stage] = {
         ends_on=INFERENCE_READY,
         state=ProjectState.DEPLOYING_MODEL,
         enters=_asks("deploy_trained_model_image"),
+        refreshed=True,  # flops status shows the URL the service answers at now
     ),
 }
 STAGES.update(POST_TRAINING)
