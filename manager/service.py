@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from core.errors import FlopsError
 from core.logs import Throttle, shown
-from manager import events, handlers, lifecycle
+from manager import events, handlers, lifecycle, trained
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
@@ -31,6 +31,7 @@ from protocol.messages import (
     ProjectView,
     Reply,
     Request,
+    ShowModel,
     ShowProject,
     StopProject,
 )
@@ -48,6 +49,7 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
     Op.LIST_SERVICES: (ListServices, handlers.list_services),
     Op.STOP_PROJECT: (StopProject, lifecycle.stop_project),
     Op.DELETE_PROJECT: (DeleteProject, lifecycle.delete_project),
+    Op.SHOW_MODEL: (ShowModel, trained.show_model),
 }
 # Requests whose answer is kept, so a repeated request id gets the same answer again.
 REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}

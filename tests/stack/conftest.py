@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from slas import bundled_dir
 from stack.app import run_stack
 from stack.settings import StackSettings
 from tests.conftest import BrokerProcess, cli_env, make_repo
@@ -63,3 +64,18 @@ async def stack_in_process(
     finally:
         stop.set()
         await task
+
+
+SEED_URL = "https://github.com/Malyuk-A/flops_ml_repo_mnist_sklearn"
+# Stack settings for the seed SLA with every stage, on the bundled example (no GitHub).
+SEED_STACK: dict[str, Any] = {
+    "stages": "all",
+    "repo_sources": {SEED_URL: "bundled:flops_ml_repo_mnist_sklearn"},
+}
+
+
+def seed_slas(folder: Path) -> Path:
+    """A folder with the seed SLA as ``seed.json`` (with its post-training steps)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seed.json").write_text((bundled_dir() / "mnist_sklearn_small.json").read_text())
+    return folder

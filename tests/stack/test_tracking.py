@@ -21,13 +21,11 @@ import pytest
 from images.store import MANIFEST
 from services.tracking.client import store_dir
 from services.tracking.session import WARNING
-from slas import bundled_dir
 from tests.conftest import BrokerProcess
-from tests.stack.conftest import stack_in_process
+from tests.stack.conftest import SEED_STACK, seed_slas, stack_in_process
 from tests.stack.test_post_training import flops
 
 pytestmark = pytest.mark.timeout(900)  # two whole pipelines and an mlflow-skinny install
-SEED_URL = "https://github.com/Malyuk-A/flops_ml_repo_mnist_sklearn"
 MLFLOW_PACKAGES = {"mlflow", "mlflow-skinny"}
 
 
@@ -55,13 +53,8 @@ async def test_tracking_logs_the_rounds_and_the_model_and_only_then_is_mlflow_in
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "data"
-    slas = tmp_path / "seed-slas"
-    slas.mkdir()
-    (slas / "seed.json").write_text((bundled_dir() / "mnist_sklearn_small.json").read_text())
-    fixed: dict[str, Any] = {
-        "data_dir": data_dir, "identifier": "tracking", "stages": "all",
-        "repo_sources": {SEED_URL: "bundled:flops_ml_repo_mnist_sklearn"},
-    }  # fmt: skip
+    slas = seed_slas(tmp_path / "seed-slas")
+    fixed = {**SEED_STACK, "data_dir": data_dir, "identifier": "tracking"}
     first, second = tmp_path / "off", tmp_path / "on"
     first.mkdir()
     second.mkdir()
