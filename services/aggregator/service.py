@@ -6,7 +6,8 @@ parameters out, ``fit`` on at least ``min_fit`` learners, the weighted mean by e
 counts, then ``evaluate`` of that aggregated model on at least ``min_evaluate`` learners,
 a round event, the best-model rule, and a checkpoint. A restarted aggregator resumes after
 the last checkpointed round. In hierarchical mode the root aggregator runs the same loop
-over cluster aggregators, one round per cycle.
+over cluster aggregators, one round per cycle. With MLflow tracking on, each round and the
+saved model are also logged to MLflow beside the training (``services.tracking.session``).
 """
 
 from __future__ import annotations

@@ -79,3 +79,21 @@ def seed_slas(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "seed.json").write_text((bundled_dir() / "mnist_sklearn_small.json").read_text())
     return folder
+
+
+@asynccontextmanager
+async def seed_stack(
+    tmp_path: Path,
+    phase: str,
+    mosquitto: BrokerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, Any],
+) -> AsyncIterator[dict[str, str]]:
+    """A stack for the seed SLA on ``tmp_path/data`` (each ``phase`` a start of its own):
+    the environment of a CLI that talks to it."""
+    folder, data_dir = tmp_path / phase, tmp_path / "data"
+    folder.mkdir()
+    fixed = {**SEED_STACK, "data_dir": data_dir, **settings}
+    async with stack_in_process(folder, mosquitto, monkeypatch, fixed) as run:
+        slas = seed_slas(tmp_path / "seed-slas")
+        yield {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_SLA_DIR": str(slas)}

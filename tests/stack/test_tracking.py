@@ -22,7 +22,7 @@ from images.store import MANIFEST
 from services.tracking.client import store_dir
 from services.tracking.session import WARNING
 from tests.conftest import BrokerProcess
-from tests.stack.conftest import SEED_STACK, seed_slas, stack_in_process
+from tests.stack.conftest import seed_stack
 from tests.stack.test_post_training import flops
 
 pytestmark = pytest.mark.timeout(900)  # two whole pipelines and an mlflow-skinny install
@@ -53,13 +53,8 @@ async def test_tracking_logs_the_rounds_and_the_model_and_only_then_is_mlflow_in
     tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "data"
-    slas = seed_slas(tmp_path / "seed-slas")
-    fixed = {**SEED_STACK, "data_dir": data_dir, "identifier": "tracking"}
-    first, second = tmp_path / "off", tmp_path / "on"
-    first.mkdir()
-    second.mkdir()
-    async with stack_in_process(first, mosquitto, monkeypatch, fixed) as run:
-        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_SLA_DIR": str(slas)}
+    fixed = {"identifier": "tracking"}
+    async with seed_stack(tmp_path, "off", mosquitto, monkeypatch, fixed) as env:
         code, _, err = await flops(env, "mock_data", "--mock-sla-file-name", "mnist_multi.json")
         assert code == 0, err
         _, log = await seed_project(env)
@@ -70,8 +65,7 @@ async def test_tracking_logs_the_rounds_and_the_model_and_only_then_is_mlflow_in
     assert not store_dir(data_dir).exists()
 
     tracked = {**fixed, "mlflow_tracking": True}
-    async with stack_in_process(second, mosquitto, monkeypatch, tracked) as run:
-        env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_SLA_DIR": str(slas)}
+    async with seed_stack(tmp_path, "on", mosquitto, monkeypatch, tracked) as env:
         project_id, log = await seed_project(env)
     texts = [e["text"] for e in log]
     assert not [t for t in texts if t.startswith(WARNING.split("{", 1)[0])], texts
