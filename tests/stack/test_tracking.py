@@ -95,3 +95,17 @@ async def test_tracking_logs_the_rounds_and_the_model_and_only_then_is_mlflow_in
     logged_model = store_dir(data_dir) / "artifacts" / best / "artifacts" / "model"
     assert (logged_model / "manifest.json").is_file()
     assert (logged_model / "model" / "model.skops").is_file()
+    await a_store_it_cannot_use_is_one_warning(tmp_path, mosquitto, monkeypatch)
+
+
+async def a_store_it_cannot_use_is_one_warning(
+    tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tracking URI MLflow cannot use: one WARNING, and the project completes as ever."""
+    wrong = {"identifier": "tracking", "mlflow_tracking": True, "mlflow_tracking_uri": "no://"}
+    async with seed_stack(tmp_path, "wrong", mosquitto, monkeypatch, wrong) as env:
+        _, log = await seed_project(env)  # COMPLETED, served
+    warnings = [e["text"] for e in log if e["level"] == "warning"]
+    said = [t for t in warnings if t.startswith("MLflow tracking failed: ")]
+    assert len(said) == 1 and "no://" in said[0], warnings
+    assert data_of(log, "inference_ready")
