@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from core.errors import FlopsError
 from core.ids import is_object_id
 from core.logs import Throttle, shown
-from manager import events, handlers, lifecycle
+from manager import events, handlers, lifecycle, trained
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
@@ -32,6 +32,7 @@ from protocol.messages import (
     ProjectView,
     Reply,
     Request,
+    ShowModel,
     ShowProject,
     StopProject,
 )
@@ -49,6 +50,7 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
     Op.LIST_SERVICES: (ListServices, handlers.list_services),
     Op.STOP_PROJECT: (StopProject, lifecycle.stop_project),
     Op.DELETE_PROJECT: (DeleteProject, lifecycle.delete_project),
+    Op.SHOW_MODEL: (ShowModel, trained.show_model),
 }
 # Requests whose answer is kept, so a repeated request id gets the same answer again.
 REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}

@@ -200,6 +200,7 @@ def stage_settings(settings: StackSettings) -> StageSettings:
         inference_host=settings.inference_host,
         inference_port=settings.inference_port,
         mlflow_tracking=settings.mlflow_tracking,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
     )
 
 
