@@ -23,7 +23,7 @@ from services.aggregator.service import AggregatorConfig, ArtifactPlan
 from services.builder.facts import ImageRef, ImagesReady
 from services.kinds import AGGREGATOR, CLUSTER, LEARNER, ServiceKind
 from services.learner.service import DataSpec, LearnerConfig
-from services.training.settings import RoundPlan
+from services.training.settings import RoundPlan, TrainingSettings
 from services.training.worker import WorkerSpec
 from services.trmodel.artifact import Environment, Repository, models_dir
 from slas import ProjectSLA
@@ -47,7 +47,12 @@ def _python_version(image: ImageRef) -> str:
 
 
 def _learners(
-    project_id: str, user: str, sla: ProjectSLA, ready: ImagesReady, groups: list[str]
+    project_id: str,
+    user: str,
+    sla: ProjectSLA,
+    ready: ImagesReady,
+    groups: list[str],
+    settings: TrainingSettings,
 ) -> list[Planned]:
     """``min_available_clients`` learners per group, each on its own share of the data."""
     per_group = sla.training_configuration.min_available_clients
@@ -65,6 +70,7 @@ def _learners(
             group=groups[index // per_group],
             worker=worker,
             data=DataSpec(dir=data_dir, tags=tags, slices=slices),
+            settings=settings,
         )
         before = ("Preparing new FL Learners.",) if index == 0 and sla.verbose else ()
         planned.append((LEARNER, config, index, before))
@@ -72,9 +78,17 @@ def _learners(
 
 
 def training_wants(
-    project_id: str, user: str, sla: ProjectSLA, ready: ImagesReady, clusters: int
+    project_id: str,
+    user: str,
+    sla: ProjectSLA,
+    ready: ImagesReady,
+    clusters: int,
+    settings: TrainingSettings,
 ) -> list[Planned]:
-    """The services of the train stage, in the order they are deployed."""
+    """The services of the train stage, in the order they are deployed.
+
+    ``settings`` (the stack's ``training`` settings) go to every actor in its config.
+    """
     plan = RoundPlan.from_sla(sla.training_configuration)
     hierarchical = plan.mode == "hierarchical"
     data_dir = Path(ready.data_dir)
@@ -99,6 +113,7 @@ def training_wants(
         artifact=artifact,
         flavor=sla.ml_model_flavor,
         expected=clusters if hierarchical else plan.min_available,
+        settings=settings,
     )
     first = (START, "Preparing new FL Aggregator.") if sla.verbose else (START,)
     planned: list[Planned] = [(AGGREGATOR, aggregator, None, first)]
@@ -113,6 +128,7 @@ def training_wants(
                 cluster=group,
                 plan=plan,
                 expected=plan.min_available,
+                settings=settings,
             )
             planned.append((CLUSTER, cluster, k, ()))
-    return planned + _learners(project_id, user, sla, ready, groups)
+    return planned + _learners(project_id, user, sla, ready, groups, settings)

@@ -86,7 +86,8 @@ async def test_a_300_mb_model_is_refused_up_front_naming_the_limit() -> None:
         with pytest.raises(ModelTooLargeError) as caught:
             await worker.get_parameters()
     assert str(caught.value) == (
-        "the model's parameters take 300.0 MB, over the limit of 268.4 MB (setting max_model_bytes)"
+        "the model's parameters take 300.0 MB, over the limit of 268.4 MB "
+        "(setting training.max_model_bytes, FLOPS_TRAINING_MAX_MODEL_BYTES)"
     )
 
 
