@@ -367,3 +367,23 @@ def test_a_model_over_the_size_limit_is_refused_before_the_first_round_naming_th
     assert not data_of(doc, "round")
     assert not any(t.startswith("Start Aggregator activities") for t in texts)
     settled(stack, doc["project"]["id"], ("FAILED",))
+
+
+def test_delete_removes_the_projects_checkpoints_and_trained_model_and_keeps_the_images(
+    stack: Stack,
+) -> None:
+    doc = run_project(stack, "small.json")
+    assert doc["state"] == "COMPLETED", [e["text"] for e in doc["log"]]
+    project_id = doc["project"]["id"]
+    checkpoints = stack.data_dir / "training" / project_id
+    (trained,) = data_of(doc, "trained")
+    artifact = Path(trained["values"]["artifact"])
+    assert (checkpoints / "checkpoint.flf").is_file() and (artifact / "manifest.json").is_file()
+    images: Any = stack.cli_json("images")
+    kept = {(i["name"], i["digest"]) for i in images["images"]}
+    done = stack.cli("delete", project_id, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not checkpoints.exists() and not artifact.exists()
+    images = stack.cli_json("images")  # shared by content; `flops images prune` removes them
+    assert {(i["name"], i["digest"]) for i in images["images"]} == kept
+    assert (stack.data_dir / "training").is_dir()  # other projects' checkpoints stay
