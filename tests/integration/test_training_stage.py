@@ -118,6 +118,10 @@ def test_the_seed_sla_trains_three_rounds_on_disjoint_data_and_completes(stack: 
         "No further post training steps requested.",
     ):
         assert line in texts, line
+    # the learners are one service in the log, as in the original, with their names
+    assert texts.count("New FL Learners service created & deployed") == 1
+    learners = [s["learner"] for s in (d["values"] for d in data_of(doc, "learner_data"))]
+    assert f"FL Learners instances: {', '.join(sorted(learners))}" in texts
     rounds = data_of(doc, "round")
     assert [(r["round"], r["learners"]) for r in rounds] == [(1, 2), (2, 2), (3, 2)]
     (trained,) = data_of(doc, "trained")
