@@ -299,6 +299,9 @@ def test_the_stack_killed_mid_training_resumes_from_the_checkpoint_counting_each
     assert rounds == list(range(1, 61))  # each round once in the log
     (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
     assert trained["values"]["rounds"] == 60
+    # status: the last round and the best the aggregator saved, kept across the restart
+    assert shown["training"]["round"] == 60
+    assert shown["training"]["best"]["round"] == trained["values"]["round"]
 
 
 def test_the_process_runtime_trains_the_seed_sla_with_each_actor_a_process(

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from protocol.events import Event, Facts, RoundMetrics
 from protocol.states import ProjectState
-from services.observer.store import LogStore
+from services.observer.store import LAST_ROUND, LogStore
 
 P1, P2 = "a" * 24, "b" * 24
 
@@ -53,3 +53,13 @@ async def test_event_data_round_trips_through_the_log(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert [e.data for e in entries] == [metrics, facts]
+
+
+async def test_the_last_round_is_read_by_its_key_not_by_scanning_the_log(tmp_path: Path) -> None:
+    """What ``flops status`` reads costs the same after 3 rounds or 3,000."""
+    store = await LogStore.open(tmp_path / "o.db")
+    try:
+        plan = await store._fetch(f"EXPLAIN QUERY PLAN {LAST_ROUND}", (P1,))  # noqa: SLF001
+    finally:
+        await store.close()
+    assert [str(r[3]) for r in plan] == ["SEARCH rounds USING PRIMARY KEY (project_id=?)"]
