@@ -42,19 +42,20 @@ def write_sla(
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ml_repos"
 # The module's stack refuses models over 1 MiB: the digits model (63 KB) passes,
-# the big_model fixture's 2 MB do not.
+# the faulty fixture's big one (2 MB) does not.
 MAX_MODEL = {"FLOPS_TRAINING_MAX_MODEL_BYTES": str(1 << 20)}
 
 
-def fixture_repo(parent: Path, name: str) -> Path:
-    """A git repository of the ML repository fixture ``name`` (tests/fixtures/ml_repos)."""
-    files = {f.name: f.read_text() for f in (FIXTURES / name).iterdir() if f.is_file()}
-    return make_repo(parent, name=name, files=files)
+def faulty_repo(parent: Path, fault: str) -> Path:
+    """A git repository of the ``faulty`` fixture (tests/fixtures/ml_repos) with ``fault``."""
+    folder = FIXTURES / "faulty"
+    files = {f.name: f.read_text() for f in folder.iterdir() if f.is_file()}
+    return make_repo(parent, name=f"faulty_{fault}", files={**files, "fault.txt": fault})
 
 
-def fault_line(name: str) -> int:
-    """The line of a fixture repository's ``# FAULT LINE``."""
-    text = (FIXTURES / name / "model_manager.py").read_text().splitlines()
+def fault_line() -> int:
+    """The line of the ``faulty`` fixture's ``# FAULT LINE``."""
+    text = (FIXTURES / "faulty" / "model_manager.py").read_text().splitlines()
     return next(i for i, line in enumerate(text, 1) if "# FAULT LINE" in line)
 
 
@@ -77,9 +78,9 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
         min_fit_clients=2,
         min_evaluate_clients=2,
     )
-    for name in ("raises_in_fit", "big_model"):
-        repo = fixture_repo(root / "repos", name)
-        write_sla(slas, f"{name}.json", "mnist_sklearn_small.json", repo)
+    for fault in ("raise", "big"):
+        repo = faulty_repo(root / "repos", fault)
+        write_sla(slas, f"{fault}.json", "mnist_sklearn_small.json", repo)
     env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED, **MAX_MODEL)
     s = Stack(root, env)
     s.start(
@@ -346,11 +347,11 @@ def test_a_learner_killed_with_enough_left_is_named_in_a_warning_and_training_co
 def test_an_exception_in_user_code_fails_the_project_with_its_message_file_and_line(
     stack: Stack,
 ) -> None:
-    doc = run_project(stack, "raises_in_fit.json")
+    doc = run_project(stack, "raise.json")
     texts = [e["text"] for e in doc["log"]]
     assert doc["state"] == "FAILED", texts
     errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
-    where = f"(at model_manager.py:{fault_line('raises_in_fit')})"
+    where = f"(at model_manager.py:{fault_line()})"
     assert any(
         "fit_model raised ValueError: learning rate must be positive, got -0.1" in t and where in t
         for t in errors
@@ -362,7 +363,7 @@ def test_an_exception_in_user_code_fails_the_project_with_its_message_file_and_l
 def test_a_model_over_the_size_limit_is_refused_before_the_first_round_naming_the_limit(
     stack: Stack,
 ) -> None:
-    doc = run_project(stack, "big_model.json")
+    doc = run_project(stack, "big.json")
     texts = [e["text"] for e in doc["log"]]
     assert doc["state"] == "FAILED", texts
     errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
