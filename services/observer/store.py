@@ -260,6 +260,18 @@ async def _migrate(db: Database) -> None:
     async with db.execute("PRAGMA table_info(entries)") as cur:
         if "data" not in {row[1] for row in await cur.fetchall()}:
             await db.execute("ALTER TABLE entries ADD COLUMN data TEXT")
+    async with db.execute("PRAGMA user_version") as cur:
+        version = int((await cur.fetchone() or (0,))[0])
+    if version < 1:  # logs from before the rounds table: fill it once, then never again
+        await db.execute(_FILL_ROUNDS)
+        await db.execute("PRAGMA user_version = 1")
+
+
+# Each project's last round entry (SQLite takes the bare columns from the MAX(seq) row).
+_FILL_ROUNDS = (
+    "INSERT OR REPLACE INTO rounds SELECT project_id, MAX(seq), data FROM entries"
+    " WHERE json_extract(data, '$.type') = 'round' GROUP BY project_id"
+)
 
 
 def _is_round(entry: LogEntry) -> bool:
