@@ -95,11 +95,12 @@ def load_settings(
     merged = {
         k: _anchored(v, fields[k].annotation, path.parent) for k, v in merged.items() if k in fields
     }
+    nested = groups(model)
     for name in fields:
         value = env.get(ENV_PREFIX + name.upper())
-        if value is not None and value != "" and name not in groups(model):
+        if value is not None and value != "" and name not in nested:
             merged[name] = value
-    for name, group in groups(model).items():
+    for name, group in nested.items():
         prefix = f"{ENV_PREFIX}{name.upper()}_"
         given = {k: v for k in group.model_fields if (v := env.get(prefix + k.upper()))}
         if given:
