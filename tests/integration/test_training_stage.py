@@ -73,7 +73,7 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
         slas,
         "three.json",
         "mnist_sklearn_small.json",
-        training_rounds=40,
+        training_rounds=150,  # ~0.05 s each: the kill comes well before the end
         min_available_clients=3,
         min_fit_clients=2,
         min_evaluate_clients=2,
@@ -234,19 +234,26 @@ def learner_workers(stack_pid: int) -> dict[int, list[Any]]:
 def kill_a_learner(stack: Stack, project_id: str, learners: int) -> str:
     """SIGKILL one learner's user code mid-training; the learner's service name."""
     assert stack.proc is not None
-    workers = learner_workers(stack.proc.pid)
-    assert len(workers) == learners
-    pid, slices = next(iter(workers.items()))
-    log: Any = stack.cli_json("log", project_id)
-    (name,) = [
-        e["data"]["values"]["learner"]
+    log: Any = stack.cli_json("log", project_id)  # first: the kill follows the workers' lookup
+    shares = {
+        json.dumps(e["data"]["values"]["slices"]): e["data"]["values"]["learner"]
         for e in log["entries"]
-        if e["data"]
-        and e["data"]["type"] == "learner_data"
-        and e["data"]["values"]["slices"] == slices
-    ]
+        if is_data(e, "learner_data")
+    }
+    workers = {  # this project's (another's may still be ending)
+        pid: shares[key]
+        for pid, slices in learner_workers(stack.proc.pid).items()
+        if (key := json.dumps(slices)) in shares
+    }
+    assert len(workers) == learners, (workers, shares)
+    pid, name = next(iter(workers.items()))
     os.kill(pid, signal.SIGKILL)
     return str(name)
+
+
+def is_data(entry: dict[str, Any], kind: str) -> bool:
+    """Whether a log entry carries data of type ``kind``."""
+    return bool(entry["data"]) and entry["data"]["type"] == kind
 
 
 def settled(stack: Stack, project_id: str, states: tuple[str, ...]) -> Any:
@@ -338,10 +345,10 @@ def test_a_learner_killed_with_enough_left_is_named_in_a_warning_and_training_co
         t.startswith(f"Learner {killed} ") and "worker exited with code -9" in t for t in warnings
     ), warnings
     rounds = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "round"]
-    assert [r["round"] for r in rounds] == list(range(1, 41))
+    assert [r["round"] for r in rounds] == list(range(1, 151))
     assert rounds[-1]["learners"] == 2
     (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
-    assert trained["values"]["rounds"] == 40
+    assert trained["values"]["rounds"] == 150
 
 
 def test_an_exception_in_user_code_fails_the_project_with_its_message_file_and_line(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +57,19 @@ async def test_a_crash_is_reported_with_the_exit_code(digits: Digits) -> None:
         await worker.set_model_data()
         with pytest.raises(WorkerError, match="exited with code -9 during fit_model"):
             await worker.fit(await worker.get_parameters())
+
+
+async def test_a_worker_killed_between_calls_is_reported_with_its_exit_code(
+    digits: Digits,
+) -> None:
+    async with Worker.start(worker_spec(data_spec(digits, 0).env()), SETTINGS) as worker:
+        await worker.set_model_data()
+        parameters = await worker.get_parameters()
+        os.kill(worker.pid, signal.SIGKILL)
+        await worker.proc.wait()
+        await asyncio.sleep(0.05)  # the pipes' ends are seen closed: the quicker path
+        with pytest.raises(WorkerError, match="exited with code -9 during evaluate_model"):
+            await worker.evaluate(parameters)
 
 
 async def test_a_worker_that_does_not_answer_is_stopped(tmp_path: Path, digits: Digits) -> None:
