@@ -21,7 +21,7 @@ from cli.prog import prog
 from cli.settings import CliSettings
 from core.errors import BrokerError, RequestTimeoutError
 from core.paths import shorten_home
-from mqtt.follow import read_log
+from mqtt.follow import last_page, read_log
 from mqtt.link import BrokerAddress, Credentials
 from mqtt.requester import Session, session
 from mqtt.tls import client_context
@@ -296,16 +296,16 @@ async def show_project(settings: CliSettings, project_id: str) -> int:
 
 
 async def _training(settings: CliSettings, project: ProjectView) -> dict[str, Any] | None:
-    """The round and the best metrics so far, read from the project's log (its round events).
+    """The last round and the best metrics so far, as the project's observer keeps them.
 
-    Only for a project that trains or trained: one log query, no state kept elsewhere.
+    Only for a project that trains or trained: one query for the log's last entry, whose
+    page carries the summary (``LogPage.training``), whatever the number of rounds.
     """
     if project.stage != "train" and project.state not in TRAINED:
         return None
-    entries: list[LogEntry] = []
     async with _connect(settings, settings.user or DEFAULT_USER) as sess:
-        await read_log(sess, project.id, entries.append, timeout=settings.timeout)
-    return render.training_summary(entries)
+        page = await last_page(sess, project.id, settings.timeout)
+    return render.training_summary(page.training)
 
 
 TRAINED = (ProjectState.TRAINING, ProjectState.COMPLETED)

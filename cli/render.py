@@ -9,7 +9,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from protocol.events import Level, LogEntry, RoundMetrics
+from protocol.events import BestRound, Level, LogEntry, RoundMetrics
 from protocol.messages import AppView, ProjectView, ServiceView
 
 FORMAT = "rounded_grid"
@@ -60,13 +60,14 @@ def project_summary(p: ProjectView) -> str:
     return "\n".join(lines)
 
 
-def training_summary(entries: Sequence[LogEntry]) -> dict[str, Any] | None:
-    """The last classic round and the best so far, from a project's log; None before any."""
-    rounds = [e.data for e in entries if isinstance(e.data, RoundMetrics)]
-    if not rounds:
+def training_summary(last: RoundMetrics | None) -> dict[str, Any] | None:
+    """The last classic round and the aggregator's best so far; None before any round.
+
+    A round reported without its best (an older aggregator) counts as its own best.
+    """
+    if last is None:
         return None
-    best = max(rounds, key=lambda r: (r.accuracy, -r.loss))
-    last = rounds[-1]
+    best = last.best or BestRound(round=last.round, loss=last.loss, accuracy=last.accuracy)
     return {
         "round": last.round,
         "accuracy": last.accuracy,

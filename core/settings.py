@@ -2,6 +2,9 @@
 
 Precedence, lowest first: field defaults, the config file (``FLOPS_CONFIG`` or the per-user
 ``config.toml``), ``FLOPS_<FIELD>`` environment variables, explicit command-line flags.
+A field that is itself a settings model (a group, e.g. the stack's ``training``) is a table
+of the section in the file (``[stack.training]``) and ``FLOPS_<FIELD>_<NAME>`` variables;
+its own model lists its names, nowhere else.
 A relative path in the file is relative to the file's folder, so a generated config file
 can name the CA file beside it. Nothing is read at import time; a bad value fails at start
 with a message naming it.
@@ -51,6 +54,16 @@ def _anchored(value: Any, annotation: Any, folder: Path) -> Any:  # noqa: ANN401
     return value
 
 
+def groups(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The fields of ``model`` that are settings models themselves (groups of settings)."""
+    found = {}
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            found[name] = kind
+    return found
+
+
 def load_settings(
     model: type[S],
     flags: Mapping[str, Any] | None = None,
@@ -82,10 +95,17 @@ def load_settings(
     merged = {
         k: _anchored(v, fields[k].annotation, path.parent) for k, v in merged.items() if k in fields
     }
+    nested = groups(model)
     for name in fields:
         value = env.get(ENV_PREFIX + name.upper())
-        if value is not None and value != "":
+        if value is not None and value != "" and name not in nested:
             merged[name] = value
+    for name, group in nested.items():
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+        given = {k: v for k in group.model_fields if (v := env.get(prefix + k.upper()))}
+        if given:
+            table = merged.get(name)
+            merged[name] = {**(table if isinstance(table, dict) else {}), **given}
     merged.update({k: v for k, v in (flags or {}).items() if v is not None})
     try:
         return model.model_validate(merged)

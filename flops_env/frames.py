@@ -66,11 +66,14 @@ def nbytes(arrays: Sequence[np.ndarray[Any, Any]]) -> int:
     return sum(int(a.nbytes) for a in arrays)
 
 
+# Where an operator raises the limit: the stack's [stack.training] table (stack.settings).
+SETTING = "training.max_model_bytes, FLOPS_TRAINING_MAX_MODEL_BYTES"
+
+
 def too_large(size: int, limit: int, what: str = "the frame takes") -> FrameTooLargeError:
-    """The error for ``size`` bytes over ``limit``, naming both in MB and the setting."""
+    """The error for ``size`` bytes over ``limit``, naming both in MB and the stack's setting."""
     return FrameTooLargeError(
-        f"{what} {size / 1e6:.1f} MB, over the limit of {limit / 1e6:.1f} MB "
-        "(setting max_model_bytes)"
+        f"{what} {size / 1e6:.1f} MB, over the limit of {limit / 1e6:.1f} MB (setting {SETTING})"
     )
 
 

@@ -20,7 +20,7 @@ from core.errors import DeployError, FlopsError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
 from manager.lifecycle import fail, own_project, set_state, undeploy
-from manager.pipeline import Stage, StageInput
+from manager.pipeline import Stage, StageInput, Want
 from manager.store.interface import NewService, Progress
 from protocol.events import Event, event_id
 from protocol.messages import (
@@ -234,7 +234,9 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
         for w in wants
     ]
     statuses: dict[str, InstanceStatus] = {}
-    for want, spec in zip(wants, await deps.store.add_services(now.project_id, new), strict=True):
+    runs = _runs(wants, [n.name for n in new])
+    specs = await deps.store.add_services(now.project_id, new)
+    for position, (want, spec) in enumerate(zip(wants, specs, strict=True)):
         for number, line in enumerate(want.before):
             await deps.emit(
                 now.user,
@@ -254,19 +256,46 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
             reason = f"the {want.kind.name} service could not be deployed: {exc}"
             await fail(now.project_id, now.user, reason, deps)
             return
-        # Emitted before anything else awaits, so it goes out ahead of the service's events.
-        await deps.emit(
-            now.user,
-            Event(
-                event_id=event_id(spec.id, "deployed"),
-                project_id=now.project_id,
-                source=MANAGER,
-                text=f"New {want.kind.label} service created & deployed",
-            ),
-        )
+        if position in runs:
+            # Emitted before anything else awaits, so it goes out ahead of the service's events.
+            await _announce(now, want.kind.label, spec.id, runs[position], deps)
     if stage.state is not None:
         await set_state(now.project_id, now.user, stage.state, f"stage {stage.name}", deps)
     await deps.store.stage_deployed(now.project_id, stage.name, statuses)
+
+
+def _runs(wants: list[Want], names: list[str]) -> dict[int, list[str]]:
+    """The first want of each run of one kind, with the names of the run's services.
+
+    The original deployed a stage's learners as one service with several instances: its log
+    announces a run of one kind once (``New FL Learners service created & deployed``).
+    """
+    runs: dict[int, list[str]] = {}
+    first = 0
+    for position, want in enumerate(wants):
+        if position == 0 or want.kind is not wants[position - 1].kind:
+            first = position
+            runs[first] = []
+        runs[first].append(names[position])
+    return runs
+
+
+async def _announce(now: Progress, label: str, first_id: str, names: list[str], deps: Deps) -> None:
+    """``New <label> service created & deployed``, then its instances' names if several."""
+    lines = [f"New {label} service created & deployed"]
+    if len(names) > 1:
+        lines.append(f"{label} instances: {', '.join(names)}")
+    for number, text in enumerate(lines):
+        key = ("deployed",) if number == 0 else ("deployed", "instances")
+        await deps.emit(
+            now.user,
+            Event(
+                event_id=event_id(first_id, *key),
+                project_id=now.project_id,
+                source=MANAGER,
+                text=text,
+            ),
+        )
 
 
 async def end_stage(now: Progress, stage: Stage, output: dict[str, Any], deps: Deps) -> bool:

@@ -41,6 +41,7 @@ from services.kinds import AGGREGATOR, BUILDER, CLUSTER, LEARNER, TRBUILDER, TRM
 from services.tracking.client import TrackingSettings
 from services.training.entries import TRAINED
 from services.training.plan import NO_POST_TRAINING, training_wants
+from services.training.settings import TrainingSettings
 from services.trmodel.entries import TrBuilderConfig, TrModelConfig
 from services.trmodel.facts import (
     INFERENCE_READY,
@@ -65,6 +66,7 @@ class Settings:
     build_progress_interval: float = 2.0
     build_timeout: float = 900.0
     training_clusters: int = 2  # hierarchical mode: cluster aggregators on this node
+    training: TrainingSettings = field(default_factory=TrainingSettings)  # the actors' own
     inference_host: str = "127.0.0.1"  # the interface the inference services listen on
     inference_port: int = 0  # 0: each keeps the port it got first (a free one)
     mlflow_tracking: bool = False  # the aggregator logs to MLflow (services.tracking)
@@ -166,6 +168,7 @@ def training(given: StageInput) -> list[Want]:
         given.sla,
         read_images_ready(given.outputs["build"]),
         settings.training_clusters,
+        settings.training,
         TrackingSettings(
             mlflow_tracking=settings.mlflow_tracking,
             mlflow_tracking_uri=settings.mlflow_tracking_uri,

@@ -33,6 +33,11 @@ async def _page(
     return await sess.request(topics.log_query(sess.user, project_id), query, LogPage, timeout)
 
 
+async def last_page(sess: Session, project_id: str, timeout: float) -> LogPage:
+    """The page of a project's last entry: its state and ``training`` summary, cheaply."""
+    return await _page(sess, project_id, timeout, last=1)
+
+
 async def read_log(
     sess: Session,
     project_id: str,

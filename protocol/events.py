@@ -43,8 +43,21 @@ class Payload(BaseModel):
     v: Literal[1] = 1
 
 
+class BestRound(BaseModel):
+    """The best round so far by the original's rule (higher accuracy AND lower loss)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    round: int = Field(ge=1)
+    loss: float
+    accuracy: float = Field(ge=0, le=1)
+
+
 class RoundMetrics(Payload):
-    """One federated-learning round's result, as the aggregator reports it."""
+    """One federated-learning round's result, as the aggregator reports it.
+
+    ``best`` is the aggregator's best round so far, this one included (the model it will
+    save): ``flops status`` shows it from the last round alone.
+    """
 
     type: Literal["round"] = "round"
     round: int = Field(ge=1)
@@ -53,6 +66,7 @@ class RoundMetrics(Payload):
     examples: int = Field(ge=0)  # training examples of the round, over all learners
     learners: int = Field(ge=1)
     seconds: float = Field(ge=0)
+    best: BestRound | None = None
 
 
 class Facts(Payload):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from protocol.base import ClientId, Id, Message, RequestId
-from protocol.events import LogEntry
+from protocol.events import LogEntry, RoundMetrics
 from protocol.states import InstanceStatus, ProjectState
 
 
@@ -205,3 +205,7 @@ class LogPage(Message):
     next_seq: int
     state: ProjectState
     more: bool = False  # entries follow this page (it was cut by count or size)
+    # The project's last classic round (its best so far inside), kept by the observer as
+    # rounds arrive: `flops status` reads it with one page of the last entry, whatever the
+    # number of rounds. None before the first round.
+    training: RoundMetrics | None = None

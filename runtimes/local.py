@@ -20,7 +20,7 @@ from protocol.events import Event
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
 from services.context import ServiceContext, Shared
-from services.kinds import KINDS, OBSERVER, ServiceKind, kind_of
+from services.kinds import KINDS, OBSERVER, ServiceKind, kind_of, remove_kept
 from services.observer.host import Hosted, ObserverHost
 from services.spec import ServiceSpec
 
@@ -74,7 +74,7 @@ class LocalRuntime:
         return InstanceStatus.RUNNING
 
     async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
-        """Stop a service; an observer's log is removed only with ``purge``."""
+        """Stop a service; its log (an observer) and what it kept go only with ``purge``."""
         kind = KINDS.get(spec.kind)
         if kind is not None and kind.entry is None:
             await self._observers.undeploy(spec.project_id, purge=purge)
@@ -86,6 +86,8 @@ class LocalRuntime:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if purge:
+            remove_kept(spec)
 
     async def _supervise(self, spec: ServiceSpec, kind: ServiceKind[Any], config: Any) -> None:  # noqa: ANN401 - the kind's own config model
         async def emit(event: Event) -> None:

@@ -24,7 +24,7 @@ from core.errors import ConfigError, DeployError, FlopsError
 from mqtt.wiring import Wiring
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
-from services.kinds import KINDS, kind_of
+from services.kinds import KINDS, kind_of, remove_kept
 from services.run import READY
 from services.spec import ServiceSpec, service_environment
 
@@ -123,6 +123,7 @@ class ProcessRuntime:
         self._release(spec)
         if purge:
             shutil.rmtree(self.service_dir(spec), ignore_errors=True)
+            remove_kept(spec)
 
     async def stop(self) -> None:
         """End every child (SIGTERM, then SIGKILL); they are restored at the next start."""

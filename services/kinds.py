@@ -14,8 +14,10 @@ telling its project why (FAILED); a long-lived one's runs until it is cancelled.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +29,7 @@ from services.aggregator.service import AggregatorConfig
 from services.builder.service import BuilderConfig, run_builder_in
 from services.context import ServiceContext
 from services.learner.service import LearnerConfig
+from services.spec import ServiceSpec
 from services.training.entries import aggregator_entry, cluster_entry, learner_entry
 from services.trmodel.entries import (
     TrBuilderConfig,
@@ -37,6 +40,10 @@ from services.trmodel.entries import (
 
 C = TypeVar("C", bound=BaseModel)
 Entry = Callable[[ServiceContext[C]], Awaitable[None]]
+
+
+def _keeps_nothing(_config: BaseModel) -> tuple[Path, ...]:
+    return ()
 
 
 class Resources(BaseModel):
@@ -80,6 +87,9 @@ class ServiceKind(Generic[C]):
     fails_project: bool = True  # its failure fails its project (a learner's: the aggregator judges)
     image: str = ""  # its container image where none is configured ("": must be configured)
     resources: Resources = SMALL
+    # What it leaves on its node's disk after its run, removed when its project is deleted
+    # (a runtime's undeploy with purge: ``remove_kept``).
+    keeps: Callable[[C], tuple[Path, ...]] = _keeps_nothing
 
     def name_for(self, project_id: str, index: int | None = None) -> str:
         """The service's name in a project, e.g. ``builder8266202cd6db`` or ``learner…-2``."""
@@ -115,7 +125,12 @@ BUILDER: ServiceKind[BuilderConfig] = ServiceKind(
     resources=Resources(memory=2000, vcpus=1, storage=15000),
 )
 
+
 # The training actors (services.training.entries): one-shot, they end with the training.
+def _checkpoints_and_artifact(config: AggregatorConfig) -> tuple[Path, ...]:
+    return (config.checkpoint_dir, config.artifact.root / config.project_id)
+
+
 AGGREGATOR: ServiceKind[AggregatorConfig] = ServiceKind(
     "aggregator",
     "aggr",
@@ -124,6 +139,7 @@ AGGREGATOR: ServiceKind[AggregatorConfig] = ServiceKind(
     one_shot=True,
     label="Aggregator",
     trains=True,
+    keeps=_checkpoints_and_artifact,  # docs/training.md: what `flops delete` removes
 )
 CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
     "cluster_aggregator",
@@ -164,6 +180,7 @@ TRMODEL: ServiceKind[TrModelConfig] = ServiceKind(
     one_shot=False,  # serves until `flops stop` or `delete` undeploys it
     label="Trained Model",
     resources=Resources(memory=1000, vcpus=1, storage=0),
+    keeps=lambda config: (Path(config.state_dir),),  # its port across restarts
 )
 
 KINDS: dict[str, ServiceKind[Any]] = {
@@ -178,3 +195,19 @@ def kind_of(name: str) -> ServiceKind[Any]:
         return KINDS[name]
     except KeyError:
         raise ConfigError(f"no service kind {name!r}; known: {', '.join(sorted(KINDS))}") from None
+
+
+def remove_kept(spec: ServiceSpec) -> None:
+    """Remove what a deleted project's service left on this node's disk (its kind's ``keeps``).
+
+    A config that no longer validates keeps nothing we could name: nothing is removed.
+    """
+    kind = KINDS.get(spec.kind)
+    if kind is None:
+        return
+    try:
+        config = kind.validated(spec.config)
+    except ConfigError:
+        return
+    for path in kind.keeps(config):
+        shutil.rmtree(path, ignore_errors=True)

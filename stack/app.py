@@ -197,6 +197,7 @@ def stage_settings(settings: StackSettings) -> StageSettings:
         build_progress_interval=settings.build_progress_interval,
         build_timeout=settings.build_timeout,
         training_clusters=settings.training_clusters,
+        training=settings.training,
         inference_host=settings.inference_host,
         inference_port=settings.inference_port,
         mlflow_tracking=settings.mlflow_tracking,

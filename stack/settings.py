@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core import paths
+from services.training.settings import TrainingSettings
 
 
 class StackSettings(BaseModel):
@@ -41,6 +42,9 @@ class StackSettings(BaseModel):
     # Hierarchical training: cluster aggregators per project on this node, each with the
     # SLA's min_available_clients learners.
     training_clusters: int = Field(default=2, ge=1, le=16)
+    # The training actors' timeouts and limits (services.training.settings.TrainingSettings):
+    # the [stack.training] table, FLOPS_TRAINING_<NAME>; handed to every actor in its config.
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     # The trained models' inference services (docs/trained-model.md): loopback unless another
     # interface is named on purpose; port 0: each service keeps the free port it got first.
     inference_host: str = "127.0.0.1"

@@ -240,23 +240,25 @@ async def _rounds(
             seconds=done.seconds,
             level=config.level,
         )
-        _record(saved, data, done.parameters)
+        data = _record(saved, data, done.parameters)
         checkpoint.save(config.checkpoint_dir, saved)
         await report.say(data.text(), key=f"round-{number}", data=data)
         track.round(number, {"loss": data.loss, "accuracy": data.accuracy})
     await coordinator.finish()
 
 
-def _record(saved: checkpoint.Checkpoint, data: RoundData, parameters: Arrays) -> None:
-    """Count a completed round: history, global parameters, and the best so far."""
+def _record(saved: checkpoint.Checkpoint, data: RoundData, parameters: Arrays) -> RoundData:
+    """Count a completed round: history, global parameters, and the best so far (in ``data``)."""
     state = saved.state
     candidate = Best(round=data.round, loss=data.loss, accuracy=data.accuracy)
     if is_better(candidate, state.best):
         state.best = candidate
         saved.best_parameters = parameters
+    data = data.model_copy(update={"best": state.best})
     state.completed = data.round
     state.history.append(data)
     saved.global_parameters = parameters
+    return data
 
 
 async def _final_lines(report: Reporter, state: checkpoint.State, artifact: Artifact) -> None:

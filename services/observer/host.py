@@ -268,7 +268,9 @@ class ObserverHost:
         next_seq = entries[-1]["seq"] + 1 if entries else query.first
         page: dict[str, Any] = {"v": 1, "project_id": project_id, "entries": entries}
         state = await self._store.state(project_id) or ProjectState.STARTING
-        return page | {"next_seq": next_seq, "state": state.value, "more": more}
+        page |= {"next_seq": next_seq, "state": state.value, "more": more}
+        training = await self._store.last_round(project_id)
+        return page if training is None else page | {"training": training}
 
 
 PAGE_BYTES = 192 * 1024  # a page stays under the message size limit (codec.MAX_PAYLOAD)

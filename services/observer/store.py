@@ -16,7 +16,7 @@ from typing import Any
 
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from protocol.events import Event, LogEntry
+from protocol.events import Event, LogEntry, RoundMetrics
 from protocol.states import ProjectState
 
 SCHEMA = """
@@ -29,7 +29,16 @@ CREATE TABLE IF NOT EXISTS observers (
     name TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
 -- state(): the last entry that carries a state, without scanning the whole log.
 CREATE INDEX IF NOT EXISTS entries_with_state ON entries (project_id, seq) WHERE state IS NOT NULL;
+-- last_round(): each project's last round entry (its data: RoundMetrics, the best inside),
+-- kept as rounds arrive, so `flops status` costs the same after 3 rounds or 3,000.
+CREATE TABLE IF NOT EXISTS rounds (
+    project_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID;
 """
+LAST_ROUND = "SELECT data FROM rounds WHERE project_id=?"  # by its key: no log scan
+_KEEP_ROUND = (
+    "INSERT INTO rounds VALUES (?,?,?) ON CONFLICT (project_id) DO UPDATE"
+    " SET seq=excluded.seq, data=excluded.data WHERE excluded.seq > rounds.seq"
+)
 _COLUMNS = "project_id, seq, event_id, ts, source, level, text, state, data"
 _REGISTER = "INSERT OR REPLACE INTO observers VALUES (?,?,?,?,?)"
 ObserverRow = tuple[str, str, str, str]  # project_id, user, service_id, name
@@ -71,6 +80,7 @@ class LogStore:
             try:
                 await self._db.execute("BEGIN")
                 await self._db.execute("DELETE FROM entries WHERE project_id=?", (project_id,))
+                await self._db.execute("DELETE FROM rounds WHERE project_id=?", (project_id,))
                 await self._db.execute("DELETE FROM observers WHERE project_id=?", (project_id,))
                 await self._db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -144,6 +154,11 @@ class LogStore:
                 f"INSERT INTO entries ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",  # noqa: S608
                 rows,
             )
+            rounds = [
+                (r[0], r[1], r[8]) for r, e in zip(rows, entries, strict=True) if _is_round(e)
+            ]
+            if rounds:
+                await self._db.executemany(_KEEP_ROUND, rounds)
             await self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._last.clear()  # re-read from disk: the batch did not land
@@ -213,6 +228,12 @@ class LogStore:
         )
         return ProjectState(rows[0][0]) if rows else None
 
+    async def last_round(self, project_id: str) -> dict[str, Any] | None:
+        """The data of the project's last classic round (``RoundMetrics`` as JSON), if any."""
+        rows = await self._fetch(LAST_ROUND, (project_id,))
+        found: dict[str, Any] | None = json.loads(rows[0][0]) if rows else None
+        return found
+
     async def _exec(self, sql: str, args: tuple[object, ...]) -> None:
         try:
             await self._db.execute(sql, args)
@@ -239,6 +260,22 @@ async def _migrate(db: Database) -> None:
     async with db.execute("PRAGMA table_info(entries)") as cur:
         if "data" not in {row[1] for row in await cur.fetchall()}:
             await db.execute("ALTER TABLE entries ADD COLUMN data TEXT")
+    async with db.execute("PRAGMA user_version") as cur:
+        version = int((await cur.fetchone() or (0,))[0])
+    if version < 1:  # logs from before the rounds table: fill it once, then never again
+        await db.execute(_FILL_ROUNDS)
+        await db.execute("PRAGMA user_version = 1")
+
+
+# Each project's last round entry (SQLite takes the bare columns from the MAX(seq) row).
+_FILL_ROUNDS = (
+    "INSERT OR REPLACE INTO rounds SELECT project_id, MAX(seq), data FROM entries"
+    " WHERE json_extract(data, '$.type') = 'round' GROUP BY project_id"
+)
+
+
+def _is_round(entry: LogEntry) -> bool:
+    return isinstance(entry.data, RoundMetrics)
 
 
 def _row(row: sqlite3.Row) -> EntryRow:

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import JsonValue
 
 from core.errors import ConfigError
-from protocol.events import Event, EventData, Facts, RoundMetrics, event_id
+from protocol.events import BestRound, Event, EventData, Facts, RoundMetrics, event_id
 from services.aggregator.cluster import ClusterConfig, run_cluster_aggregator
 from services.aggregator.service import AggregatorConfig, run_aggregator
 from services.builder.service import beating
@@ -54,8 +54,20 @@ def event_data(data: TrainingData) -> EventData:
             examples=data.examples,
             learners=data.learners,
             seconds=data.seconds,
+            best=None
+            if data.best is None
+            else BestRound(**data.best.model_dump(exclude={"cycle"})),
         )
     return Facts(type=f"{data.level}_round", values=data.model_dump(mode="json"))
+
+
+def _best(data: RoundData) -> BestRound | None:
+    best = data.best
+    return (
+        None
+        if best is None
+        else BestRound(round=best.round, loss=best.loss, accuracy=best.accuracy)
+    )
 
 
 def adapt(emit: Emit) -> TrainingEmit:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.training.best import Best
+
 Name = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Op = Literal["fit", "evaluate", "done"]
 
@@ -92,6 +94,7 @@ class RoundData(BaseModel):
     group: str = "root"
     cycle: int | None = None
     cycles: int | None = None
+    best: Best | None = None  # the aggregator's best round so far, this one included
 
     def text(self) -> str:
         """The line for the log: ``Round 2/3: loss 0.612, accuracy 0.851 (2 learners, 0.14 s)``."""

@@ -24,7 +24,7 @@ from services.builder.facts import ImageRef, ImagesReady
 from services.kinds import AGGREGATOR, CLUSTER, LEARNER, ServiceKind
 from services.learner.service import DataSpec, LearnerConfig
 from services.tracking.client import TrackingSettings
-from services.training.settings import RoundPlan
+from services.training.settings import RoundPlan, TrainingSettings
 from services.training.worker import WorkerSpec
 from services.trmodel.artifact import Environment, Repository, models_dir
 from slas import ProjectSLA
@@ -48,7 +48,12 @@ def _python_version(image: ImageRef) -> str:
 
 
 def _learners(
-    project_id: str, user: str, sla: ProjectSLA, ready: ImagesReady, groups: list[str]
+    project_id: str,
+    user: str,
+    sla: ProjectSLA,
+    ready: ImagesReady,
+    groups: list[str],
+    settings: TrainingSettings,
 ) -> list[Planned]:
     """``min_available_clients`` learners per group, each on its own share of the data."""
     per_group = sla.training_configuration.min_available_clients
@@ -66,6 +71,7 @@ def _learners(
             group=groups[index // per_group],
             worker=worker,
             data=DataSpec(dir=data_dir, tags=tags, slices=slices),
+            settings=settings,
         )
         before = ("Preparing new FL Learners.",) if index == 0 and sla.verbose else ()
         planned.append((LEARNER, config, index, before))
@@ -78,9 +84,13 @@ def training_wants(
     sla: ProjectSLA,
     ready: ImagesReady,
     clusters: int,
+    settings: TrainingSettings,
     tracking: TrackingSettings = TrackingSettings(),  # noqa: B008 - never mutated
 ) -> list[Planned]:
-    """The services of the train stage, in the order they are deployed."""
+    """The services of the train stage, in the order they are deployed.
+
+    ``settings`` (the stack's ``training`` settings) go to every actor in its config.
+    """
     plan = RoundPlan.from_sla(sla.training_configuration)
     hierarchical = plan.mode == "hierarchical"
     data_dir = Path(ready.data_dir)
@@ -108,6 +118,7 @@ def training_wants(
         expected=clusters if hierarchical else plan.min_available,
         tracking=tracking,
         data_dir=data_dir,
+        settings=settings,
     )
     first = (START, "Preparing new FL Aggregator.") if sla.verbose else (START,)
     planned: list[Planned] = [(AGGREGATOR, aggregator, None, first)]
@@ -122,6 +133,7 @@ def training_wants(
                 cluster=group,
                 plan=plan,
                 expected=plan.min_available,
+                settings=settings,
             )
             planned.append((CLUSTER, cluster, k, ()))
-    return planned + _learners(project_id, user, sla, ready, groups)
+    return planned + _learners(project_id, user, sla, ready, groups, settings)

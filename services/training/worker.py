@@ -168,8 +168,8 @@ class Worker:
         async with self._lock:
             pieces = frames.encode({**(header or {}), "op": op}, arrays or [])
             stdin = self.proc.stdin
-            if stdin is None or stdin.is_closing():
-                raise self._crashed(op)
+            if stdin is None or stdin.is_closing():  # it died since the last call: say how
+                raise await self._died(op)
             try:
                 stdin.writelines(pieces)
                 await stdin.drain()

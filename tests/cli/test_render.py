@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cli import render
-from protocol.events import Level, LogEntry, RoundMetrics
+from protocol.events import BestRound, Level, LogEntry, RoundMetrics
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -31,11 +31,15 @@ def test_a_round_line_has_a_bar_on_a_terminal_only() -> None:
     assert "[" not in render.log_line(entry(9, "Aggregator tasks completed successfully."), True)
 
 
-def test_the_summary_has_the_last_round_and_the_best_so_far() -> None:
-    entries = [entry(1, "x"), round_entry(1, 0.5, 1.2), round_entry(2, 0.9, 0.5)]
-    entries.append(round_entry(3, 0.85, 0.55))
-    summary = render.training_summary(entries)
+def test_the_summary_has_the_last_round_and_the_aggregators_best_so_far() -> None:
+    best = BestRound(round=2, accuracy=0.9, loss=0.5)
+    last = RoundMetrics(
+        round=3, loss=0.55, accuracy=0.85, examples=10, learners=2, seconds=0.1, best=best
+    )
+    summary = render.training_summary(last)
     assert summary is not None
     assert summary["round"] == 3 and summary["best"] == {"round": 2, "accuracy": 0.9, "loss": 0.5}
     assert render.training_line(summary).startswith("Training: round 3, accuracy 0.850")
-    assert render.training_summary(entries[:1]) is None
+    assert render.training_summary(None) is None
+    alone = render.training_summary(last.model_copy(update={"best": None}))  # older aggregators
+    assert alone is not None and alone["best"]["round"] == 3

@@ -73,3 +73,29 @@ def test_a_section_only_model_ignores_top_level_keys(tmp_path: Path) -> None:
     conf.write_text('host = "cli-host"\n[oak]\nport = 7\n')
     s = load_settings(Example, {}, {"FLOPS_CONFIG": str(conf)}, section="oak", top_level=False)
     assert (s.host, s.port) == ("localhost", 7)
+
+
+class Limits(BaseModel):
+    model_config = {"extra": "forbid"}
+    timeout: float = 1.0
+    size: int = 10
+
+
+class WithGroup(BaseModel):
+    timeout: float = 5.0
+    limits: Limits = Limits()
+
+
+def test_a_group_of_settings_is_a_table_of_the_section_and_prefixed_variables(
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("timeout = 7.0\n[stack.limits]\ntimeout = 2.0\nsize = 20\n")
+    env = {"FLOPS_CONFIG": str(conf), "FLOPS_LIMITS_SIZE": "30"}
+    s = load_settings(WithGroup, {}, env, section="stack")
+    assert (s.timeout, s.limits.timeout, s.limits.size) == (7.0, 2.0, 30)
+    conf.write_text("[stack.limits]\nsizes = 20\n")
+    with pytest.raises(ConfigError, match=r"limits\.sizes"):
+        load_settings(WithGroup, {}, {"FLOPS_CONFIG": str(conf)}, section="stack")
+    with pytest.raises(ConfigError, match=r"limits\.size"):
+        load_settings(WithGroup, {}, {**env, "FLOPS_LIMITS_SIZE": "many"}, section="stack")

@@ -19,18 +19,44 @@ import pytest
 from flops_env.flavors import load_model
 from nodedata.digits import load_digits
 from slas import bundled_dir
-from tests.conftest import BrokerProcess, cli_env
+from tests.conftest import BrokerProcess, cli_env, make_repo
 from tests.integration.conftest import UNLIMITED, Stack, make_stack, start
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def write_sla(folder: Path, name: str, source: str, **changes: Any) -> None:
-    """A bundled SLA without post-training steps, its training configuration changed."""
+def write_sla(
+    folder: Path, name: str, source: str, repo: Path | None = None, **changes: Any
+) -> None:
+    """A bundled SLA without post-training steps, its training configuration changed.
+
+    With ``repo``: the SLA trains that local repository (``file://``) instead.
+    """
     sla = json.loads((bundled_dir() / source).read_text())
     sla["post_training_steps"] = []
     sla["training_configuration"].update(changes)
+    if repo is not None:
+        sla["ml_repo_url"] = f"file://{repo}"
     (folder / name).write_text(json.dumps(sla))
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ml_repos"
+# The module's stack refuses models over 1 MiB: the digits model (63 KB) passes,
+# the faulty fixture's big one (2 MB) does not.
+MAX_MODEL = {"FLOPS_TRAINING_MAX_MODEL_BYTES": str(1 << 20)}
+
+
+def faulty_repo(parent: Path, fault: str) -> Path:
+    """A git repository of the ``faulty`` fixture (tests/fixtures/ml_repos) with ``fault``."""
+    folder = FIXTURES / "faulty"
+    files = {f.name: f.read_text() for f in folder.iterdir() if f.is_file()}
+    return make_repo(parent, name=f"faulty_{fault}", files={**files, "fault.txt": fault})
+
+
+def fault_line() -> int:
+    """The line of the ``faulty`` fixture's ``# FAULT LINE``."""
+    text = (FIXTURES / "faulty" / "model_manager.py").read_text().splitlines()
+    return next(i for i, line in enumerate(text, 1) if "# FAULT LINE" in line)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +69,19 @@ def stack(mosquitto: BrokerProcess, tmp_path_factory: pytest.TempPathFactory) ->
     write_sla(slas, "nodata.json", "mnist_sklearn_small.json", data_tags=["absent"])
     write_sla(slas, "long.json", "mnist_sklearn_small.json", training_rounds=500)
     write_sla(slas, "mid.json", "mnist_sklearn_small.json", training_rounds=60)
-    env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED)
+    write_sla(
+        slas,
+        "three.json",
+        "mnist_sklearn_small.json",
+        training_rounds=150,  # ~0.05 s each: the kill comes well before the end
+        min_available_clients=3,
+        min_fit_clients=2,
+        min_evaluate_clients=2,
+    )
+    for fault in ("raise", "big"):
+        repo = faulty_repo(root / "repos", fault)
+        write_sla(slas, f"{fault}.json", "mnist_sklearn_small.json", repo)
+    env = cli_env(root, FLOPS_SLA_DIR=str(slas), FLOPS_STAGES="all", **UNLIMITED, **MAX_MODEL)
     s = Stack(root, env)
     s.start(
         "--broker", "external", "--broker-host", "127.0.0.1", "--broker-port", str(mosquitto.port)
@@ -81,6 +119,10 @@ def test_the_seed_sla_trains_three_rounds_on_disjoint_data_and_completes(stack: 
         "No further post training steps requested.",
     ):
         assert line in texts, line
+    # the learners are one service in the log, as in the original, with their names
+    assert texts.count("New FL Learners service created & deployed") == 1
+    learners = [s["learner"] for s in (d["values"] for d in data_of(doc, "learner_data"))]
+    assert f"FL Learners instances: {', '.join(sorted(learners))}" in texts
     rounds = data_of(doc, "round")
     assert [(r["round"], r["learners"]) for r in rounds] == [(1, 2), (2, 2), (3, 2)]
     (trained,) = data_of(doc, "trained")
@@ -171,31 +213,67 @@ def start_long(stack: Stack, sla: str = "long.json") -> str:
     return project_id
 
 
-def learner_workers(stack_pid: int) -> list[int]:
-    """The user-code workers of learners under the stack process (they have data variables)."""
-    found = []
+def learner_workers(stack_pid: int) -> dict[int, list[Any]]:
+    """The user-code workers of learners under the stack process, with their data slices."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             stat = (proc / "stat").read_text()
-            environ = (proc / "environ").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == stack_pid and b"FLOPS_DATA_SLICES=" in environ:
-            found.append(int(proc.name))
+        slices = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"FLOPS_DATA_SLICES=")]
+        if parent == stack_pid and slices:
+            found[int(proc.name)] = json.loads(slices[0])
     return found
+
+
+def kill_a_learner(stack: Stack, project_id: str, learners: int) -> str:
+    """SIGKILL one learner's user code mid-training; the learner's service name."""
+    assert stack.proc is not None
+    log: Any = stack.cli_json("log", project_id)  # first: the kill follows the workers' lookup
+    shares = {
+        json.dumps(e["data"]["values"]["slices"]): e["data"]["values"]["learner"]
+        for e in log["entries"]
+        if is_data(e, "learner_data")
+    }
+    workers = {  # this project's (another's may still be ending)
+        pid: shares[key]
+        for pid, slices in learner_workers(stack.proc.pid).items()
+        if (key := json.dumps(slices)) in shares
+    }
+    assert len(workers) == learners, (workers, shares)
+    pid, name = next(iter(workers.items()))
+    os.kill(pid, signal.SIGKILL)
+    return str(name)
+
+
+def is_data(entry: dict[str, Any], kind: str) -> bool:
+    """Whether a log entry carries data of type ``kind``."""
+    return bool(entry["data"]) and entry["data"]["type"] == kind
+
+
+def settled(stack: Stack, project_id: str, states: tuple[str, ...]) -> Any:
+    """``flops status`` once the project is in one of ``states`` and no actor runs any more."""
+    deadline = time.monotonic() + 120
+    while True:
+        shown: Any = stack.cli_json("status", project_id)
+        actors = [s for s in shown["services"] if not s["name"].startswith("observ")]
+        statuses = {s["instances"][0]["status"] for s in actors}
+        if shown["state"] in states and statuses <= {"FAILED", "UNDEPLOYED", "COMPLETED"}:
+            return shown
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
 
 
 def test_a_crashed_learner_fails_the_project_naming_it_and_nothing_stays_deployed(
     stack: Stack,
 ) -> None:
     project_id = start_long(stack)
-    assert stack.proc is not None
-    workers = learner_workers(stack.proc.pid)
-    assert len(workers) == 2
-    os.kill(workers[0], signal.SIGKILL)  # one learner's user code dies mid-training
+    kill_a_learner(stack, project_id, 2)  # one learner's user code dies mid-training
     deadline = time.monotonic() + 120
     while (shown := cast(Any, stack.cli_json("status", project_id)))["state"] != "FAILED":
         assert time.monotonic() < deadline, shown
@@ -229,6 +307,9 @@ def test_the_stack_killed_mid_training_resumes_from_the_checkpoint_counting_each
     assert rounds == list(range(1, 61))  # each round once in the log
     (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
     assert trained["values"]["rounds"] == 60
+    # status: the last round and the best the aggregator saved, kept across the restart
+    assert shown["training"]["round"] == 60
+    assert shown["training"]["best"]["round"] == trained["values"]["round"]
 
 
 def test_the_process_runtime_trains_the_seed_sla_with_each_actor_a_process(
@@ -248,3 +329,76 @@ def test_the_process_runtime_trains_the_seed_sla_with_each_actor_a_process(
         assert trained["values"]["accuracy"] >= 0.8
     finally:
         assert s.stop() == 0
+
+
+def test_a_learner_killed_with_enough_left_is_named_in_a_warning_and_training_completes(
+    stack: Stack,
+) -> None:
+    project_id = start_long(stack, "three.json")  # 3 learners, 2 needed to fit and evaluate
+    killed = kill_a_learner(stack, project_id, 3)
+    shown = settled(stack, project_id, ("COMPLETED", "FAILED"))
+    log: Any = stack.cli_json("log", project_id)
+    texts = [e["text"] for e in log["entries"]]
+    assert shown["state"] == "COMPLETED", texts
+    warnings = [e["text"] for e in log["entries"] if e["level"] == "warning"]
+    assert any(
+        t.startswith(f"Learner {killed} ") and "worker exited with code -9" in t for t in warnings
+    ), warnings
+    rounds = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "round"]
+    assert [r["round"] for r in rounds] == list(range(1, 151))
+    assert rounds[-1]["learners"] == 2
+    (trained,) = [e["data"] for e in log["entries"] if e["data"] and e["data"]["type"] == "trained"]
+    assert trained["values"]["rounds"] == 150
+
+
+def test_an_exception_in_user_code_fails_the_project_with_its_message_file_and_line(
+    stack: Stack,
+) -> None:
+    doc = run_project(stack, "raise.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "FAILED", texts
+    errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
+    where = f"(at model_manager.py:{fault_line()})"
+    assert any(
+        "fit_model raised ValueError: learning rate must be positive, got -0.1" in t and where in t
+        for t in errors
+    ), errors
+    assert any(t.startswith("Aggregator failed: 'round 1 needs 2 learners") for t in errors)
+    settled(stack, doc["project"]["id"], ("FAILED",))
+
+
+def test_a_model_over_the_size_limit_is_refused_before_the_first_round_naming_the_limit(
+    stack: Stack,
+) -> None:
+    doc = run_project(stack, "big.json")
+    texts = [e["text"] for e in doc["log"]]
+    assert doc["state"] == "FAILED", texts
+    errors = [e["text"] for e in doc["log"] if e["level"] == "error"]
+    assert (
+        "Aggregator failed: 'the model's parameters take 2.0 MB, over the limit of 1.0 MB "
+        "(setting training.max_model_bytes, FLOPS_TRAINING_MAX_MODEL_BYTES)'. "
+        "Terminating this FLOps Project."
+    ) in errors, errors
+    assert not data_of(doc, "round")
+    assert not any(t.startswith("Start Aggregator activities") for t in texts)
+    settled(stack, doc["project"]["id"], ("FAILED",))
+
+
+def test_delete_removes_the_projects_checkpoints_and_trained_model_and_keeps_the_images(
+    stack: Stack,
+) -> None:
+    doc = run_project(stack, "small.json")
+    assert doc["state"] == "COMPLETED", [e["text"] for e in doc["log"]]
+    project_id = doc["project"]["id"]
+    checkpoints = stack.data_dir / "training" / project_id
+    (trained,) = data_of(doc, "trained")
+    artifact = Path(trained["values"]["artifact"])
+    assert (checkpoints / "checkpoint.flf").is_file() and (artifact / "manifest.json").is_file()
+    images: Any = stack.cli_json("images")
+    kept = {(i["name"], i["digest"]) for i in images["images"]}
+    done = stack.cli("delete", project_id, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not checkpoints.exists() and not artifact.exists()
+    images = stack.cli_json("images")  # shared by content; `flops images prune` removes them
+    assert {(i["name"], i["digest"]) for i in images["images"]} == kept
+    assert (stack.data_dir / "training").is_dir()  # other projects' checkpoints stay

@@ -6,6 +6,8 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import load_settings
+from services.training.settings import TrainingSettings
+from stack.app import stage_settings
 from stack.settings import StackSettings
 
 
@@ -45,3 +47,17 @@ def test_the_quotas_have_defaults_and_zero_turns_them_off(tmp_path: Path) -> Non
     assert (off.max_live_projects, off.max_starts_per_minute) == (0, 0)
     with pytest.raises(ConfigError, match="max_live_projects"):
         stack_settings(tmp_path, FLOPS_MAX_LIVE_PROJECTS="-1")
+
+
+def test_the_training_settings_reach_the_stages_from_the_environment_and_file(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "c.toml").write_text("[stack.training]\nround_timeout = 60.0\n")
+    env = {"FLOPS_CONFIG": str(tmp_path / "c.toml"), "FLOPS_TRAINING_MAX_MODEL_BYTES": "4096"}
+    settings = load_settings(StackSettings, {}, env, "stack")
+    assert settings.training.round_timeout == 60.0
+    assert settings.training.max_model_bytes == 4096
+    assert settings.training.join_timeout == TrainingSettings().join_timeout
+    assert stage_settings(settings).training == settings.training
+    with pytest.raises(ConfigError, match=r"training: .*learner_timeout must be more than"):
+        load_settings(StackSettings, {}, {**env, "FLOPS_TRAINING_LEARNER_TIMEOUT": "0.5"})

@@ -10,7 +10,7 @@ import pytest
 from core.errors import StoreError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
-from protocol.events import Event
+from protocol.events import BestRound, Event, RoundMetrics
 from protocol.messages import LogPage, LogQuery
 from protocol.states import ProjectState
 from services.observer.host import Hosted, ObserverHost
@@ -138,3 +138,36 @@ async def test_a_page_states_starting_until_an_entry_reports_a_state(tmp_path: P
     assert page.state is ProjectState.BUILDING
     writer.cancel()
     await store.close()
+
+
+async def test_the_last_page_carries_the_last_round_with_the_best_after_3000_rounds(
+    tmp_path: Path,
+) -> None:
+    """``flops status``: one page of the last entry, its summary kept as the rounds came."""
+    store = await LogStore.open(tmp_path / "o.db")
+    host = ObserverHost(cast(Link, StubLink()), store, lambda sid: "2" * 32)
+    best = BestRound(round=7, loss=0.4, accuracy=0.9)
+    rounds = [
+        Event(project_id=P, source="aggr", text=f"Round {n}", data=metrics(n, best))
+        for n in range(1, 3001)
+    ]
+    try:
+        for start in range(0, 3000, 500):
+            await store.append(rounds[start : start + 500])
+        await store.append([Event(project_id=P, source="aggr", text="done")])
+        query = LogQuery(request_id="r" * 16, reply_to="c", last=1)
+        page = LogPage.model_validate(await host.page(P, query))
+        assert [e.text for e in page.entries] == ["done"]
+        assert page.training == metrics(3000, best)
+        await store.append([rounds[10]])  # a repeat after a restart is not stored again
+        assert LogPage.model_validate(await host.page(P, query)).training == metrics(3000, best)
+        await store.unregister(P, purge=True)
+        assert (await store.last_round(P)) is None
+    finally:
+        await store.close()
+
+
+def metrics(number: int, best: BestRound) -> RoundMetrics:
+    return RoundMetrics(
+        round=number, loss=0.5, accuracy=0.8, examples=10, learners=2, seconds=0.1, best=best
+    )

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from protocol.events import Event, Facts, RoundMetrics
 from protocol.states import ProjectState
-from services.observer.store import LogStore
+from services.observer.store import LAST_ROUND, LogStore
 
 P1, P2 = "a" * 24, "b" * 24
 
@@ -53,3 +53,30 @@ async def test_event_data_round_trips_through_the_log(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert [e.data for e in entries] == [metrics, facts]
+
+
+async def test_the_last_round_is_read_by_its_key_not_by_scanning_the_log(tmp_path: Path) -> None:
+    """What ``flops status`` reads costs the same after 3 rounds or 3,000."""
+    store = await LogStore.open(tmp_path / "o.db")
+    try:
+        plan = await store._fetch(f"EXPLAIN QUERY PLAN {LAST_ROUND}", (P1,))  # noqa: SLF001
+    finally:
+        await store.close()
+    assert [str(r[3]) for r in plan] == ["SEARCH rounds USING PRIMARY KEY (project_id=?)"]
+
+
+async def test_a_log_from_before_the_rounds_table_gets_its_last_rounds_once(tmp_path: Path) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    first, last = (
+        RoundMetrics(round=n, loss=0.5, accuracy=0.75, examples=100, learners=2, seconds=1.5)
+        for n in (1, 2)
+    )
+    await store.append([ev(P1, "1", data=first), ev(P1, "2", data=last), ev(P1, "end")])
+    await store._exec("DELETE FROM rounds", ())  # noqa: SLF001 - as an older version left it
+    await store._exec("PRAGMA user_version = 0", ())  # noqa: SLF001
+    await store.close()
+    store = await LogStore.open(tmp_path / "o.db")
+    try:
+        assert await store.last_round(P1) == last.model_dump(mode="json")
+    finally:
+        await store.close()

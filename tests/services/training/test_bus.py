@@ -47,5 +47,5 @@ async def test_a_model_over_max_model_bytes_is_refused_before_publishing(
 ) -> None:
     settings = TrainingSettings(max_model_bytes=MiB)
     async with connect(BrokerTarget(mosquitto.address), "bus-c", settings) as sender:
-        with pytest.raises(ModelTooLargeError, match="setting max_model_bytes"):
+        with pytest.raises(ModelTooLargeError, match=r"setting training\.max_model_bytes"):
             await sender.send_frame(Group("u", "p0123").tasks, TASK, [np.zeros(MiB)])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,19 @@ async def test_a_crash_is_reported_with_the_exit_code(digits: Digits) -> None:
             await worker.fit(await worker.get_parameters())
 
 
+async def test_a_worker_killed_between_calls_is_reported_with_its_exit_code(
+    digits: Digits,
+) -> None:
+    async with Worker.start(worker_spec(data_spec(digits, 0).env()), SETTINGS) as worker:
+        await worker.set_model_data()
+        parameters = await worker.get_parameters()
+        os.kill(worker.pid, signal.SIGKILL)
+        await worker.proc.wait()
+        await asyncio.sleep(0.05)  # the pipes' ends are seen closed: the quicker path
+        with pytest.raises(WorkerError, match="exited with code -9 during evaluate_model"):
+            await worker.evaluate(parameters)
+
+
 async def test_a_worker_that_does_not_answer_is_stopped(tmp_path: Path, digits: Digits) -> None:
     fault = {"TEST_FAULT": "pause:fit:1", "TEST_MARKER": str(tmp_path)}
     spec = worker_spec({**fault, **data_spec(digits, 0).env()})
@@ -86,7 +102,8 @@ async def test_a_300_mb_model_is_refused_up_front_naming_the_limit() -> None:
         with pytest.raises(ModelTooLargeError) as caught:
             await worker.get_parameters()
     assert str(caught.value) == (
-        "the model's parameters take 300.0 MB, over the limit of 268.4 MB (setting max_model_bytes)"
+        "the model's parameters take 300.0 MB, over the limit of 268.4 MB "
+        "(setting training.max_model_bytes, FLOPS_TRAINING_MAX_MODEL_BYTES)"
     )
 
 
