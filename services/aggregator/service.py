@@ -11,7 +11,10 @@ over cluster aggregators, one round per cycle.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +25,7 @@ from core.errors import FlopsError
 from services.training import bus, checkpoint
 from services.training.best import Best, is_better
 from services.training.coordinator import Coordinator, fedavg_round
+from services.training.errors import TrainingError
 from services.training.fedavg import Arrays
 from services.training.messages import BestData, Presence, RoundData
 from services.training.report import Emit, Reporter
@@ -95,7 +99,7 @@ def _totals(config: AggregatorConfig) -> tuple[int, int, int, int]:
 async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Reporter) -> Outcome:
     settings = config.settings
     rounds = _totals(config)[0]
-    async with Worker.start(config.worker, settings) as worker:
+    async with Worker.start(config.worker, settings) as worker, _preparing(worker, config.flavor):
         initial = await worker.get_parameters()
         saved = checkpoint.load(config.checkpoint_dir, settings.max_model_bytes)
         if saved is None:
@@ -139,6 +143,27 @@ async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Repor
         checkpoint.save(config.checkpoint_dir, saved)
         await _final_lines(report, state, artifact)  # before the worker's exit (~0.3 s)
     return Outcome(best, state.completed, state.history, artifact)
+
+
+@contextlib.asynccontextmanager
+async def _preparing(worker: Worker, flavor: str) -> AsyncIterator[None]:
+    """The worker imports what the final save needs while the block runs (training).
+
+    Its lock queues the block's own calls behind it. A failure is left to the save itself
+    to report; an unfinished import is cancelled when the block fails (the worker stops).
+    """
+
+    async def prepare() -> None:
+        with contextlib.suppress(TrainingError):
+            await worker.prepare(flavor)
+
+    task = asyncio.create_task(prepare())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _train(

@@ -38,6 +38,7 @@ USER_OPS = {
     "set_model_data": "set_model_data",
     "fit": "fit_model",
     "evaluate": "evaluate_model",
+    "prepare": "importing the model flavor's libraries",
     "save_model": "save_model",
 }
 
@@ -159,6 +160,10 @@ class Worker:
         """Set the parameters, ``evaluate_model()``."""
         head, _ = await self.call("evaluate", arrays=parameters)
         return Evaluation(float(head["loss"]), float(head["accuracy"]), int(head["examples"]))
+
+    async def prepare(self, flavor: str) -> None:
+        """Import what saving a model of ``flavor`` needs (``flops_env.flavors.prepare``)."""
+        await self.call("prepare", {"flavor": flavor})
 
     async def save_model(self, path: Path, flavor: str, parameters: Arrays) -> dict[str, Any]:
         """Set the parameters, save ``get_model()`` in its flavor's format into ``path``.
