@@ -149,8 +149,9 @@ async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Repor
 async def _preparing(worker: Worker, flavor: str) -> AsyncIterator[None]:
     """The worker imports what the final save needs while the block runs (training).
 
-    Its lock queues the block's own calls behind it. A failure is left to the save itself
-    to report; an unfinished import is cancelled when the block fails (the worker stops).
+    The block's first call (the initial parameters) takes the worker's lock before this
+    task runs; the import goes next and the save waits for it. A failure is left to the
+    save to report; an unfinished import is cancelled when the block fails (the worker stops).
     """
 
     async def prepare() -> None:
