@@ -1,292 +1,223 @@
-"""``python -m bench.training``: the training stage of the base case, and a bare run beside it.
+"""The training stage of the base case, beside a bare run and Flower (``python -m bench.training``).
 
-The base case is ``mnist_sklearn_small``: 2 learners x 3 rounds, FedAvg, over a mosquitto
-started here, each actor with its worker child process running the test ML repository
-(LogisticRegression on the digits resampled to 28x28; tests/mlrepo). Beside it, in the
-same run, the bare baseline: the same ModelManager class fitting the same partitions
-for 3 rounds with the same averaging, in this one process, without MQTT or workers.
-Target (issue 13): federated <= 2 x bare + 3 s. The bare run runs in a fresh Python
-process, so that it pays its imports as a worker does.
+The base case is the seed SLA ``mnist_sklearn_small`` (2 learners x 3 rounds, FedAvg) on the
+bundled example repository and the node's mock data (``flops mock_data mnist_multi.json``),
+on a stack with every stage (the ``training`` scenario of ``python -m bench``):
+
+- federated: the seed command run twice; the first builds the images and trains (its train
+  stage is reported as the first training on new images: their bytecode is written then),
+  the second reuses them and is the figure. Its parts come from the log's timestamps:
+  actors deployed, workers ready (3 at once: spawn, imports, data), each round, and the
+  model saved; then one worker alone in the same image gives a worker's start and import.
+- bare: the same ModelManager on the same learners' slices (read from the log), the same
+  FedAvg rounds, in one fresh process of the learner image's own Python (``bench.alone``).
+- Flower: the same ModelManager, slices, rounds and evaluation under Flower 1.41's
+  deployment runtime (``bench.flower``), in an environment built here; run twice like ours
+  (the first writes its bytecode), the second is the figure. Not in ``--short``.
+
+Targets (issue 13, 2 cores): train stage <= 2 x bare + 3 s, and faster than Flower.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib
-import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bench import flower
 from bench.harness import ROOT, Broker, Mode, Row, Stack
-from services.aggregator.service import AggregatorConfig, run_aggregator
-from services.learner.service import LearnerConfig, run_learner
-from services.training.bus import BrokerTarget
-from services.training.fedavg import weighted_mean
-from services.training.messages import RoundData
-from services.training.settings import RoundPlan, TrainingSettings
-from services.training.worker import Worker
+from bench.report import table
+from services.learner.service import DataSpec
+from services.training.settings import TrainingSettings
+from services.training.worker import Worker, WorkerSpec, worker_env
 from slas import bundled_dir
-from tests.mlrepo import (
-    PROJECT,
-    REPO,
-    USER,
-    Digits,
-    Events,
-    artifact_plan,
-    data_spec,
-    worker_spec,
-)
-from tests.mlrepo import write_digits as make_digits
 
-ROUNDS = 3
+SCENARIO = "training"
+FLOPS = [sys.executable, "-m", "cli"]
+ALONE = ROOT / "bench" / "alone.py"
+Entry = dict[str, Any]
 
 
-def federated(root: Path, broker: Broker, digits: Digits) -> dict[str, float]:
-    """One base-case training; its wall time and its parts from the event times."""
-    target, events = BrokerTarget(broker.address), Events()
-    settings = TrainingSettings(heartbeat_interval=0.5, learner_timeout=5.0)
-    plan = RoundPlan(rounds=ROUNDS, min_available=2, min_fit=2, min_evaluate=2)
-    config = AggregatorConfig(
-        user=USER,
-        project_id=PROJECT,
-        name="aggr",
-        plan=plan,
-        worker=worker_spec(),
-        checkpoint_dir=root / "checkpoint",
-        artifact=artifact_plan(root / "models"),
-        settings=settings,
-    )
-    learners = [
-        LearnerConfig(
-            user=USER,
-            project_id=PROJECT,
-            name=f"flearner{i}",
-            worker=worker_spec(),
-            data=data_spec(digits, i),
-            settings=settings,
-        )
-        for i in range(2)
-    ]
+def _at(log: list[Entry], test: Callable[[Entry], bool]) -> float:
+    return float(next(e["ts"] for e in log if test(e)))
 
-    async def run() -> None:
-        async with asyncio.TaskGroup() as tasks:
-            for learner in learners:
-                tasks.create_task(run_learner(learner, target, events))
-            await run_aggregator(config, target, events)
 
-    started = time.time()
-    asyncio.run(run())
-    wall = time.time() - started
-    at = {e.text.split(" ")[0]: e.ts - started for e, _ in reversed(events.items)}
-    rounds = [d for d in events.data() if isinstance(d, RoundData)]
-    return {
-        "wall (until every actor and worker exited)": wall,
-        "until the final line (Aggregator tasks completed)": at["Aggregator"],
-        "aggregator ready (worker start, initial parameters)": at["Start"],
-        "all learners joined (worker start, imports, data)": max(
-            e.ts - started for e, _ in events.items if "joined" in e.text
-        ),
-        "rounds (sum of round seconds)": sum(r.seconds for r in rounds),
-        "after the last round (model saved, final lines)": at["Aggregator"]
-        - (max(e.ts for e, d in events.items if isinstance(d, RoundData)) - started),
-        "accuracy (last round)": rounds[-1].accuracy,
+def _data(entry: Entry, kind: str) -> bool:
+    return bool(entry["data"]) and entry["data"]["type"] == kind
+
+
+def stage_parts(log: list[Entry]) -> dict[str, float]:
+    """The train stage of one project's log and its parts, in seconds."""
+    entered = _at(log, lambda e: e["text"].startswith("Start handling FL training"))
+    deployed = max(e["ts"] for e in log if e["text"].endswith("service created & deployed"))
+    begun = _at(log, lambda e: e["text"].startswith("Start Aggregator activities"))
+    joined = max(e["ts"] for e in log if " joined " in e["text"])
+    rounds = [e for e in log if _data(e, "round")]
+    trained = _at(log, lambda e: _data(e, "trained"))
+    figures = {
+        "train stage": trained - entered,
+        "actors deployed (3 services started by the runtime)": deployed - entered,
+        "workers ready, 3 at once (spawn, imports, data, initial parameters)": max(begun, joined)
+        - entered,
     }
+    for entry in rounds:
+        figures[f"round {entry['data']['round']}"] = float(entry["data"]["seconds"])
+    figures["after the last round (best model saved, final lines)"] = trained - rounds[-1]["ts"]
+    figures["accuracy (last round)"] = float(rounds[-1]["data"]["accuracy"])
+    return figures
 
 
-def worker_parts() -> dict[str, float]:
-    """A worker's start alone: spawn to ready, of which importing model_manager (sklearn)."""
+class Seed:
+    """What the stack's training used: the learner image, the repository, each share."""
+
+    def __init__(self, log: list[Entry]) -> None:
+        ready = next(e["data"]["values"] for e in log if _data(e, "images_ready"))
+        self.python = Path(ready["learner"]["python"])
+        self.repo = Path(ready["repo_path"])
+        manifest = json.loads((Path(ready["learner"]["path"]) / "manifest.json").read_text())
+        self.requirements: list[str] = list(manifest["requirements"])
+        shares = sorted(
+            (e["data"]["values"] for e in log if _data(e, "learner_data")),
+            key=lambda v: str(v["learner"]),
+        )
+        self.shares = [
+            DataSpec(dir=Path(ready["data_dir"]), tags=ready["data_tags"], slices=v["slices"]).env()
+            for v in shares
+        ]
+
+    @property
+    def spec(self) -> WorkerSpec:
+        """A learner's worker, without its data."""
+        return WorkerSpec(python=str(self.python), repo=self.repo)
+
+
+def on_stack(stack: Stack) -> tuple[dict[str, float], dict[str, float], Seed]:
+    """The seed SLA (no post-training) twice on ``stack``: the first and the timed training."""
+    sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
+    sla.update(customerID=stack.sla["customerID"], post_training_steps=[])
+    (Path(stack.env["FLOPS_SLA_DIR"]) / "train.json").write_text(json.dumps(sla))
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*FLOPS, *args], env=stack.env, capture_output=True, timeout=300, check=False
+        )
+
+    prepared = run("mock_data", "--mock-sla-file-name", "mnist_multi.json")
+    if prepared.returncode != 0:
+        raise RuntimeError(f"mock_data failed: {prepared.stderr.decode()[-500:]}")
+    logs = []
+    for _ in range(2):
+        done = run("project", "--project-sla-file-name", "train.json", "--output", "json")
+        doc = json.loads(done.stdout or "{}")
+        if doc.get("state") != "COMPLETED":
+            raise RuntimeError(
+                f"the seed training ended {doc.get('state')}: {done.stderr[-500:]!r}"
+            )
+        logs.append(doc["log"])
+    return stage_parts(logs[0]), stage_parts(logs[1]), Seed(logs[1])
+
+
+def one_worker(seed: Seed) -> dict[str, float]:
+    """One learner worker alone in the image: spawn to ready, of which the import."""
 
     async def start() -> dict[str, float]:
-        async with Worker.start(worker_spec(), TrainingSettings()) as worker:
-            ready = worker.ready
-            if ready is None:
+        async with Worker.start(seed.spec, TrainingSettings()) as worker:
+            if worker.ready is None:
                 raise RuntimeError("the worker did not report ready")
             return {
-                "worker spawn to ready": ready.start_seconds,
-                "of which import model_manager": ready.import_seconds,
+                "one worker alone: spawn to ready": worker.ready.start_seconds,
+                "of which import model_manager (scikit-learn)": worker.ready.import_seconds,
             }
 
     return asyncio.run(start())
 
 
-def bare_process(digits: Digits) -> dict[str, float]:
-    """``bare`` in a fresh Python (so its imports are as cold as a worker's)."""
-    code = (
-        "import json, sys; from pathlib import Path; from bench import training; "
-        "print(json.dumps(training.bare(training.load_digits(Path(sys.argv[1])))))"
-    )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+def bare(seed: Seed, rounds: int) -> dict[str, float]:
+    """``bench.alone`` in the learner image's Python, with a worker's environment."""
     done = subprocess.run(
-        [sys.executable, "-c", code, str(digits.data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        cwd=ROOT,
-    )
+        [str(seed.python), str(ALONE), str(seed.repo), json.dumps(seed.shares), str(rounds)],
+        capture_output=True, text=True, check=False, env=worker_env(seed.spec), timeout=300,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"the bare run failed: {done.stderr[-1000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
 
 
-def load_digits(data_dir: Path) -> Digits:
-    """The partitions ``make_digits`` wrote (the held-out part is not needed here)."""
-    names = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.glob("data/*/*.npz"))
-    return Digits(data_dir, names, np.zeros((0, 784)), np.zeros(0))
+def under_flower(seed: Seed, rounds: int, root: Path) -> tuple[dict[str, float], ...]:
+    """Flower's environment built, then the case run twice (the first writes bytecode)."""
+    python = flower.build_env(root, seed.requirements)
+    case = flower.Case(seed.repo, seed.shares, rounds)
+    return tuple(flower.run(python, case, root / f"run{n}") for n in (1, 2))
 
 
-def bare(digits: Digits) -> dict[str, float]:
-    """The same ModelManager on the same partitions, 3 FedAvg rounds in this process."""
-    started = time.perf_counter()
-    sys.path[:0] = [str(REPO)]
-    module = importlib.import_module("model_manager")
-    imported = time.perf_counter()
-    managers = []
-    for index in range(2):
-        os.environ.update(data_spec(digits, index).env())
-        manager = module.ModelManager()
-        manager.set_model_data()
-        managers.append(manager)
-    loaded = time.perf_counter()
-    parameters: list[Any] = managers[0].get_model_parameters()
-    accuracy = 0.0
-    for _ in range(ROUNDS):
-        fits = []
-        for manager in managers:
-            manager.set_model_parameters([np.copy(p) for p in parameters])
-            with contextlib.redirect_stdout(io.StringIO()):
-                examples = manager.fit_model()
-            fits.append(([np.asarray(p) for p in manager.get_model_parameters()], examples))
-        parameters = weighted_mean(fits)
-        results = []
-        for manager in managers:
-            manager.set_model_parameters(parameters)
-            results.append(manager.evaluate_model())
-        accuracy = sum(r[1] * r[2] for r in results) / sum(r[2] for r in results)
-    done = time.perf_counter()
-    return {
-        "wall": done - started,
-        "import model_manager": imported - started,
-        "data": loaded - imported,
-        "rounds": done - loaded,
-        "accuracy (last round)": accuracy,
-    }
-
-
-def show(title: str, figures: dict[str, float]) -> None:
-    """Print one block of figures."""
-    print(title)
-    for name, value in figures.items():
-        unit = "" if name.startswith("accuracy") else " s"
-        print(f"  {name:55} {value:8.3f}{unit}")
-
-
-SCENARIO = "training"
-FLOPS = [sys.executable, "-m", "cli"]
-
-
-def _ts(entries: list[dict[str, Any]], test: Any) -> float:  # noqa: ANN401 - a predicate
-    return float(next(e["ts"] for e in entries if test(e)))
-
-
-def on_stack(stack: Stack) -> dict[str, float]:
-    """The seed SLA (no post-training steps) on ``stack``: images reused, the train stage timed.
-
-    The bundled example on the node's mock data (``flops mock_data mnist_multi.json``); the
-    parts are read from the log's timestamps.
-    """
-    sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
-    sla.update(customerID=stack.sla["customerID"], post_training_steps=[])
-    (Path(stack.env["FLOPS_SLA_DIR"]) / "train.json").write_text(json.dumps(sla))
-
-    def cli(*args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [*FLOPS, *args, "--output", "json"], env=stack.env, capture_output=True,
-            timeout=300, check=False,
-        )  # fmt: skip
-        doc: dict[str, Any] = json.loads(done.stdout or "{}")
-        return doc
-
-    prepared = subprocess.run(
-        [*FLOPS, "mock_data", "--mock-sla-file-name", "mnist_multi.json"],
-        env=stack.env, capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
-    if prepared.returncode != 0:
-        raise RuntimeError(f"mock_data failed: {prepared.stderr.decode()[-500:]}")
-    cli("project", "--project-sla-file-name", "train.json")  # builds the images once
-    started = time.time()
-    doc = cli("project", "--project-sla-file-name", "train.json")
-    wall = time.time() - started
-    if doc.get("state") != "COMPLETED":
-        raise RuntimeError(f"the seed training ended {doc.get('state')}")
-    log = doc["log"]
-    entered = _ts(log, lambda e: e["text"].startswith("Start handling FL training"))
-    begun = _ts(log, lambda e: e["text"].startswith("Start Aggregator activities"))
-    joined = max(e["ts"] for e in log if " joined " in e["text"])
-    rounds = [e for e in log if e["data"] and e["data"]["type"] == "round"]
-    trained = _ts(log, lambda e: e["data"] is not None and e["data"]["type"] == "trained")
-    return {
-        "wall (seed command, images reused, followed to COMPLETED)": wall,
-        "train stage (entered to trained event)": trained - entered,
-        "aggregator ready (deploy, worker start, initial parameters)": begun - entered,
-        "all learners joined (worker start, imports, data)": joined - entered,
-        "rounds (sum of round seconds)": sum(r["data"]["seconds"] for r in rounds),
-        "after the last round (artifact saved, final lines)": trained - rounds[-1]["ts"],
-        "accuracy (best round)": max(r["data"]["accuracy"] for r in rounds),
-    }
+def _rows(figures: dict[str, float], prefix: str = "", skip: tuple[str, ...] = ()) -> list[Row]:
+    return [
+        Row(SCENARIO, prefix + name, round(value, 3), "" if "accuracy" in name else "s")
+        for name, value in figures.items()
+        if name not in skip and not name.startswith("ClientApp processes")
+    ]
 
 
 def run(stack: Stack, mode: Mode) -> list[Row]:
-    """The ``bin/bench`` scenario: the train stage on ``stack`` beside the bare run."""
-    del mode  # one training either way: it is a few seconds
-    fed = on_stack(stack)
-    with tempfile.TemporaryDirectory(prefix="flops-bench-train-") as tmp:
-        base = bare_process(make_digits(Path(tmp), 2))
-    stage = fed["train stage (entered to trained event)"]
-    budget = 2 * base["wall"] + 3
-    note = "seed SLA on the bundled example and mock data; baseline: tests/mlrepo's repository"
+    """The ``bin/bench`` scenario; Flower only in the full mode."""
+    first, fed, seed = on_stack(stack)
+    rounds = sum(name.startswith("round ") for name in fed)
+    alone = one_worker(seed)
+    base = bare(seed, rounds)
+    stage, budget = fed["train stage"], 2 * base["wall"] + 3
     rows = [
-        Row(SCENARIO, "train stage, 2 learners x 3 rounds", round(stage, 3), "s",
-            round(base["wall"], 3), f"<= 2 x bare + 3 s = {budget:.2f} s", stage <= budget, note),
+        Row(SCENARIO, "train stage, 2 learners x 3 rounds (seed command, images reused)",
+            round(stage, 3), "s", round(base["wall"], 3), f"<= 2 x bare + 3 s = {budget:.2f} s",
+            stage <= budget, "baseline: the bare run below"),
+        *_rows(fed, skip=("train stage",)),
+        *_rows(alone),
+        Row(SCENARIO, "first training on new images (bytecode written)",
+            round(first["train stage"], 3), "s"),
+        *_rows(base, "bare run (learner image's Python, one process): "),
     ]  # fmt: skip
+    if mode.short:
+        return rows
+    with tempfile.TemporaryDirectory(prefix="flops-bench-flower-") as folder:
+        first_flower, theirs = under_flower(seed, rounds, Path(folder))
+    total = theirs["total (launch to the final round's metrics)"]
     rows += [
-        Row(SCENARIO, name, round(value, 3), "" if "accuracy" in name else "s")
-        for name, value in fed.items()
-        if not name.startswith("train stage")
-    ]
+        Row(SCENARIO, "train stage vs Flower 1.41 (deployment runtime)", round(stage, 3), "s",
+            round(total, 3), "< Flower", stage < total, "baseline: Flower's total below"),
+        *_rows(theirs, "Flower: "),
+        Row(SCENARIO, "Flower: ClientApp processes (one per message)",
+            theirs["ClientApp processes started (Flower starts one per message)"], ""),
+        Row(SCENARIO, "Flower: first run (bytecode written)",
+            round(first_flower["total (launch to the final round's metrics)"], 3), "s"),
+    ]  # fmt: skip
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both, print the figures and the target check."""
+    """The scenario alone on a stack of its own; prints its table."""
     parser = argparse.ArgumentParser(prog="python -m bench.training", description=__doc__)
-    parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as folder:
+    parser.add_argument("--short", action="store_true", help="without Flower")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="flops-bench-train-") as folder:
         root = Path(folder)
         broker = Broker(root / "mosquitto").start()
+        stack = Stack(root / "stack", broker, stages="all")
+        started = time.perf_counter()
         try:
-            digits = make_digits(root / "data", 2)
-            parts = worker_parts()
-            fed = federated(root / "run", broker, digits)
+            stack.start()
+            rows = run(stack, Mode(args.short))
         finally:
+            stack.stop()
             broker.stop()
-            base = bare_process(digits)
-    show("worker (one, alone)", parts)
-    show(f"federated: 2 learners x {ROUNDS} rounds over MQTT, one worker per actor", fed)
-    show("bare: the same ModelManager, same data, one fresh process", base)
-    budget = 2 * base["wall"] + 3
-    final = fed["until the final line (Aggregator tasks completed)"]
-    verdict = "met" if final <= budget else "MISSED"
-    print(f"target federated <= 2 x bare + 3 s = {budget:.2f} s: {final:.2f} s, {verdict}")
+    print(table(rows))
+    print(f"\n{len(rows)} figures in {time.perf_counter() - started:.0f}s")
     return 0
 
 

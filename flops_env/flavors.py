@@ -46,6 +46,7 @@ class Flavor:
     dump: Callable[[object, Path], None]
     extra_types: Callable[[Path], list[str]]  # types in the file beyond the format's safe set
     load: Callable[[Path, list[str]], object]
+    modules: tuple[str, ...] = ()  # what dump imports (``prepare`` imports it ahead)
 
 
 def _skops_dump(model: object, path: Path) -> None:
@@ -70,6 +71,7 @@ FLAVORS: dict[str, Flavor] = {
         dump=_skops_dump,
         extra_types=_skops_extra_types,
         load=_skops_load,
+        modules=("skops.io",),
     ),
 }
 
@@ -91,6 +93,16 @@ def flavor_of(name: str) -> Flavor:
         raise FlavorError(
             f"model flavor {name!r} cannot be saved or served; supported: {known}"
         ) from None
+
+
+def prepare(flavor: str) -> None:
+    """Import what saving a model of ``flavor`` needs, so that the save itself is quick.
+
+    The aggregator's worker does it while the rounds run (its CPU is idle then), instead of
+    after the last round, when everything waits for the saved model.
+    """
+    for module in flavor_of(flavor).modules:
+        import_module(module)
 
 
 def sha256_of(path: Path) -> str:

@@ -13,10 +13,11 @@ The first frame is ``{"ok": true, "op": "ready", ...}`` (or an error). Requests 
 | op | arrays in | answer | arrays out |
 |---|---|---|---|
 | ``get_parameters`` | | | the parameters |
-| ``set_parameters`` | parameters | | |
+| ``set_parameters`` | parameters | ``seconds`` | |
 | ``set_model_data`` | | ``seconds`` | |
 | ``fit`` | parameters (optional, set first) | ``examples``, ``seconds`` | the parameters |
 | ``evaluate`` | parameters (optional) | ``loss``, ``accuracy``, ``examples`` | |
+| ``prepare`` (``flavor``) | | ``seconds`` (importing what saving needs) | |
 | ``save_model`` (``path``, ``flavor``) | parameters (optional) | ``flavor.json``'s content | |
 | ``shutdown`` | | | |
 
@@ -81,12 +82,6 @@ class Worker:
         match op:
             case "get_parameters":
                 return {}, self.parameters()
-            case "set_parameters":
-                self.manager.set_model_parameters(arrays)
-                return {}, []
-            case "set_model_data":
-                self.manager.set_model_data()
-                return {"seconds": time.perf_counter() - started}, []
             case "fit":
                 self.set_parameters(arrays)
                 examples = _count(self.manager.fit_model(), "fit_model")
@@ -100,7 +95,15 @@ class Worker:
                 self.set_parameters(arrays)
                 path, flavor = Path(str(header["path"])), str(header.get("flavor", "sklearn"))
                 return flavors.save_model(self.manager.get_model(), path, flavor), []
-        raise ContractError(f"unknown operation {op!r}")
+            case "set_parameters":
+                self.manager.set_model_parameters(arrays)
+            case "set_model_data":
+                self.manager.set_model_data()
+            case "prepare":
+                flavors.prepare(str(header.get("flavor", "sklearn")))
+            case _:
+                raise ContractError(f"unknown operation {op!r}")
+        return {"seconds": time.perf_counter() - started}, []
 
 
 def _count(value: object, method: str) -> int:

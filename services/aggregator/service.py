@@ -12,7 +12,10 @@ saved model are also logged to MLflow beside the training (``services.tracking.s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +28,7 @@ from services.tracking.session import Track, tracking_beside
 from services.training import bus, checkpoint
 from services.training.best import Best, is_better
 from services.training.coordinator import Coordinator, fedavg_round
+from services.training.errors import TrainingError
 from services.training.fedavg import Arrays
 from services.training.messages import BestData, Presence, RoundData
 from services.training.report import Emit, Reporter
@@ -108,7 +112,10 @@ def _totals(config: AggregatorConfig) -> tuple[int, int, int, int]:
 
 async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Reporter) -> Outcome:
     python = Path(config.worker.python)
-    async with Worker.start(config.worker, config.settings) as worker:
+    async with (
+        Worker.start(config.worker, config.settings) as worker,
+        _preparing(worker, config.flavor),
+    ):
         async with tracking_beside(
             python, config.project_id, config.data_dir, config.tracking, report.warning
         ) as track:
@@ -174,6 +181,28 @@ async def _train_and_save(
         raise FlopsError(f"the best model could not be saved: {exc}") from exc
     track.model(best.round, artifact.path)
     return saved, artifact
+
+
+@contextlib.asynccontextmanager
+async def _preparing(worker: Worker, flavor: str) -> AsyncIterator[None]:
+    """The worker imports what the final save needs while the block runs (training).
+
+    The block's first call (the initial parameters) takes the worker's lock before this
+    task runs; the import goes next and the save waits for it. A failure is left to the
+    save to report; an unfinished import is cancelled when the block fails (the worker stops).
+    """
+
+    async def prepare() -> None:
+        with contextlib.suppress(TrainingError):
+            await worker.prepare(flavor)
+
+    task = asyncio.create_task(prepare())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _train(

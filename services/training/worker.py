@@ -29,6 +29,7 @@ from services.training.settings import TrainingSettings
 
 log = logging.getLogger(__name__)
 TAIL = 40  # stderr lines kept for a crash report
+WRITE_NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
 THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 USER_OPS = {
     "ready": "importing model_manager / ModelManager()",
@@ -37,6 +38,7 @@ USER_OPS = {
     "set_model_data": "set_model_data",
     "fit": "fit_model",
     "evaluate": "evaluate_model",
+    "prepare": "importing the model flavor's libraries",
     "save_model": "save_model",
 }
 
@@ -63,8 +65,16 @@ class Ready:
 
 
 def worker_env(spec: WorkerSpec, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The worker's environment: ours less FLOPS_* settings, thread caps, then ``spec.env``."""
+    """The worker's environment: ours less FLOPS_* settings, thread caps, then ``spec.env``.
+
+    Without ``PYTHONDONTWRITEBYTECODE`` (which the stack's own image sets for its packages,
+    installed compiled): images are installed by uv without bytecode, so a worker that may
+    not write it compiles numpy, scipy and scikit-learn from source at every start (about
+    1 s of CPU more per worker here). The first worker of an image writes it into the
+    image's ``__pycache__`` folders, as any venv's first import does, atomically.
+    """
     env = {k: v for k, v in (base or os.environ).items() if not k.startswith("FLOPS_")}
+    env.pop(WRITE_NO_BYTECODE, None)
     env.update({name: str(spec.threads) for name in THREADS})
     env["PYTHONUNBUFFERED"] = "1"
     env.update(spec.env)
@@ -150,6 +160,10 @@ class Worker:
         """Set the parameters, ``evaluate_model()``."""
         head, _ = await self.call("evaluate", arrays=parameters)
         return Evaluation(float(head["loss"]), float(head["accuracy"]), int(head["examples"]))
+
+    async def prepare(self, flavor: str) -> None:
+        """Import what saving a model of ``flavor`` needs (``flops_env.flavors.prepare``)."""
+        await self.call("prepare", {"flavor": flavor})
 
     async def save_model(self, path: Path, flavor: str, parameters: Arrays) -> dict[str, Any]:
         """Set the parameters, save ``get_model()`` in its flavor's format into ``path``.

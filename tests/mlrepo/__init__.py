@@ -1,8 +1,8 @@
 """A test ML repository, digit partitions and event collection.
 
-Shared by the training tests and ``bench/training.py``: the sklearn digits resampled to
-28x28 (784 features, as the original's mnist example expects), held out 20 %, the rest
-split into disjoint partitions written as ``.npz`` (``image`` uint8, ``label`` int64).
+Shared by the training tests: the sklearn digits resampled to 28x28 (784 features, as the
+original's mnist example expects), held out 20 %, the rest split into
+disjoint partitions written as ``.npz`` (``image`` uint8, ``label`` int64).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from services.training.errors import ModelTooLargeError, UserCodeError, WorkerError
 from services.training.settings import MiB, TrainingSettings
-from services.training.worker import Worker
+from services.training.worker import Worker, worker_env
 from tests.mlrepo import BIG_REPO, Digits, data_spec, fault_line, worker_spec, write_digits
 
 pytestmark = pytest.mark.timeout(60)
@@ -35,6 +35,21 @@ async def test_the_contract_runs_in_the_child(digits: Digits) -> None:
         assert examples > 0 and np.any(fitted[0] != 0)
         evaluation = await worker.evaluate(fitted)
         assert 0 <= evaluation.accuracy <= 1 and evaluation.examples > 0
+
+
+def test_a_worker_may_write_its_image_s_bytecode_and_keeps_its_thread_caps() -> None:
+    base = {"PYTHONDONTWRITEBYTECODE": "1", "FLOPS_USER": "x", "PATH": "/usr/bin"}
+    env = worker_env(worker_spec(), base)
+    assert "PYTHONDONTWRITEBYTECODE" not in env and "FLOPS_USER" not in env
+    assert env["PATH"] == "/usr/bin" and env["OMP_NUM_THREADS"] == "1"
+
+
+async def test_prepare_imports_the_save_libraries_and_names_an_unknown_flavor() -> None:
+    async with Worker.start(worker_spec(), SETTINGS) as worker:
+        await worker.prepare("sklearn")
+        with pytest.raises(UserCodeError, match=r"'nope' cannot be saved or served"):
+            await worker.prepare("nope")
+        assert len(await worker.get_parameters()) == 2  # it keeps serving
 
 
 async def test_a_user_exception_names_its_file_and_line(digits: Digits) -> None:
