@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.uvenv import build_env
+from images.build import BuildRequest, build_image
+from images.store import ImageStore
 from services.tracking.client import TrackingError, TrackingSettings, open_tracker, store_dir
 
 PROJECT = "0123456789abcdef01234567"
@@ -16,7 +17,8 @@ MLFLOW = ["mlflow-skinny", "sqlalchemy", "alembic"]
 
 @pytest.mark.timeout(600)
 async def test_rounds_and_the_model_are_logged_as_the_original_did(tmp_path: Path) -> None:
-    python = build_env(tmp_path / "aggregator", MLFLOW)
+    request = BuildRequest("test/aggregator:mlflow", MLFLOW)
+    python = (await build_image(request, ImageStore(tmp_path / "node"))).image.python
     data_dir = tmp_path / "data"
     artifact = tmp_path / "artifact"
     (artifact / "model").mkdir(parents=True)
