@@ -14,10 +14,12 @@ example when GitHub is out of reach), followed to COMPLETED, twice:
 The phases come from the project's log, whose timestamps the services set when they emit
 (one machine, one clock): accepted (the observer's first line) → images ready → each
 round → artifact saved (``trained``) → trained-model image built → ``Inference service
-ready``. Then, against the warm project's inference service, ``POST /invocations`` of one
-digit beside the same body to a trivial endpoint of the same server stack, started with the
-trained-model image's Python (bench.serving's measurement). ``--short``: the cold run only,
-50 requests.
+ready``. The two phases the user's libraries' imports dominate get same-run baselines
+(``BASELINE_NOTES``): the actors' Pythons making the repository's ModelManager at once,
+and the scoring server spawned alone. Then, against the warm project's inference service,
+``POST /invocations`` of one digit beside the same body to a trivial endpoint of the same
+server stack, started with the trained-model image's Python (bench.serving's
+measurement). ``--short``: the cold run only, 50 requests.
 
 Targets on 2 cores (issue 14): command to ``Inference service ready`` cold <= 30 s, warm <=
 15 s; inference p50 <= 2x the bare round trip.
@@ -44,12 +46,26 @@ from bench.harness import FLOPS, Broker, Mode, Row, Stack
 from bench.report import table
 from nodedata.datasets import load
 from services.builder.facts import IMAGES_READY
+from services.trmodel.child import child_environment
 from services.trmodel.facts import INFERENCE_READY, MODEL_IMAGE_READY, TRAINED
 
 SCENARIO = "pipeline"
 TARGETS = {"cold": 30.0, "warm": 15.0}  # seconds from the command to `Inference service ready`
 READY = "command to Inference service ready"
+WORKERS = "train: images ready to aggregator started (workers up)"
+SERVE = "serve: image built to Inference service ready"
 AGGREGATOR_STARTED = "Start Aggregator activities"  # its worker gave the initial parameters
+# Run with an actor's Python in the exported commit: what its worker has done by the time
+# the aggregator starts (the user's ModelManager imported, one made, its parameters taken).
+MANAGER = "import model_manager; model_manager.ModelManager().get_model_parameters()"
+# uv installs no .pyc files; with this variable set (inherited by the stack and its
+# children) none is written either, and every worker and server compiles its imports.
+NO_BYTECODE = "; PYTHONDONTWRITEBYTECODE is set: each process compiles its imports"
+BASELINE_NOTES = {
+    WORKERS: "baseline: the aggregator's and each learner's Python importing and making the"
+    " repository's ModelManager, all at once, fresh processes, no FLOps",
+    SERVE: "baseline: python -m flops_env.serve of the same model alone, spawn to its ready line",
+}
 Entry = dict[str, Any]  # a log entry as `flops project --output json` prints it
 
 
@@ -98,7 +114,7 @@ def phases(run: Run) -> dict[str, float]:
     started = [e["ts"] for e in log if e["text"].startswith(AGGREGATOR_STARTED)]
     joined = [e["ts"] for e in log if " joined (" in e["text"]]
     if started and joined and rounds:
-        out["train: images ready to aggregator started (workers up)"] = started[0] - images
+        out[WORKERS] = started[0] - images
         out["train: aggregator started to learners joined"] = max(joined) - started[0]
         for r in rounds:
             out[f"train: round {r['data']['round']}/{len(rounds)}"] = r["data"]["seconds"]
@@ -106,7 +122,7 @@ def phases(run: Run) -> dict[str, float]:
     else:  # another training mode: the stage as one phase
         out["train: images ready to artifact saved"] = trained - images
     out["model image: artifact to image built"] = model - trained
-    out["serve: image built to Inference service ready"] = ready - model
+    out[SERVE] = ready - model
     out[READY] = ready - run.started
     out["command exits (followed to COMPLETED)"] = run.finished - run.started
     return out
@@ -125,15 +141,53 @@ def what_was_built(log: list[Entry]) -> str:
     return note
 
 
-def phase_rows(label: str, run: Run, load_avg: float) -> list[Row]:
-    """One row per phase of ``run``; the target on the command-to-ready figure."""
+def bare_workers(run: Run) -> float:
+    """Seconds until fresh processes of the actors' Pythons, one per actor, started at once,
+    have each imported and made the repository's ModelManager: the train stage's start-up
+    without FLOps (no services, MQTT, frames or data)."""
+    ready = values(first(run.log, IMAGES_READY))
+    learners = sum(data_type(e) == "learner_data" for e in run.log)
+    pythons = [ready["aggregator"]["python"]] + [ready["learner"]["python"]] * learners
+    began = time.perf_counter()
+    procs = [
+        subprocess.Popen([python, "-c", MANAGER], cwd=ready["repo_path"], env=child_environment())
+        for python in pythons
+    ]
+    if any(proc.wait(120) != 0 for proc in procs):
+        raise RuntimeError("the repository's ModelManager did not load in its environment")
+    return time.perf_counter() - began
+
+
+def bare_server(run: Run) -> float:
+    """Seconds from spawning the scoring server of ``run``'s model, alone, to its ready line."""
+    model = values(first(run.log, MODEL_IMAGE_READY))
+    server, _url, ready = serving.start(
+        Path(model["python"]), "-m", "flops_env.serve", "--model-dir", model["model_dir"]
+    )
+    server.terminate()
+    server.wait(10)
+    return ready
+
+
+def baselines(run: Run) -> dict[str, float]:
+    """The same-run baselines of the phases the user's libraries' imports dominate."""
+    return {WORKERS: bare_workers(run), SERVE: bare_server(run)}
+
+
+def phase_rows(label: str, run: Run, load_avg: float, bare: dict[str, float]) -> list[Row]:
+    """One row per phase of ``run``, with its baseline where it has one; the target on the
+    command-to-ready figure."""
     rows = []
     for name, seconds in phases(run).items():
         row = Row(SCENARIO, f"{label}: {name}", round(seconds, 3), "s")
+        if name in bare:
+            row.baseline, row.note = round(bare[name], 3), BASELINE_NOTES[name]
         if name == READY:
             row.target = f"<= {TARGETS[label]:.0f} s"
             row.met = seconds <= TARGETS[label]
             row.note = f"{what_was_built(run.log)}; load average {load_avg:.2f} at the command"
+            if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+                row.note += NO_BYTECODE
         rows.append(row)
     return rows
 
@@ -206,11 +260,12 @@ def run(root: Path, mode: Mode) -> list[Row]:
         data = timed(lambda: mock_data(stack))
         load_avg = os.getloadavg()[0]
         cold = seed_command(stack)
-        runs = {"cold": (cold, load_avg)}
+        runs = {"cold": (cold, load_avg, baselines(cold))}
         if not mode.short:
-            runs["warm"] = (seed_command(stack), os.getloadavg()[0])
-        last = runs["warm" if "warm" in runs else "cold"][0]
-        latency = inference(last, mode)
+            load_avg = os.getloadavg()[0]
+            warm = seed_command(stack)
+            runs["warm"] = (warm, load_avg, baselines(warm))
+        latency = inference(runs["warm" if "warm" in runs else "cold"][0], mode)
     line = up + data + phases(cold)[READY]
     rows = [
         Row(SCENARIO, "cold: stack up (mosquitto + stack, fresh data dir)", round(up, 3), "s"),
@@ -219,8 +274,8 @@ def run(root: Path, mode: Mode) -> list[Row]:
             round(line, 3), "s", target=f"<= {TARGETS['cold']:.0f} s",
             met=line <= TARGETS["cold"]),
     ]  # fmt: skip
-    for label, (one, avg) in runs.items():
-        rows += phase_rows(label, one, avg)
+    for label, (one, avg, bare) in runs.items():
+        rows += phase_rows(label, one, avg, bare)
     return rows + latency
 
 
