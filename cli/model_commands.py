@@ -1,7 +1,8 @@
 """The commands of a project's trained model: ``model`` (show, export) and ``predict``.
 
-``model`` reads the artifact in the node's data dir (setting ``data_dir``, the stack's);
-``predict`` asks the manager for the project's ``inference_url`` and sends it the inputs.
+``model`` asks the manager for the artifact's view (the owner's projects only) and copies
+it out of the stack's data dir with ``--export`` where this CLI can read it; ``predict`` asks
+the manager for the project's ``inference_url`` and sends it the inputs.
 ``cli.model_ops`` does the work.
 """
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import OUTPUT, PROJECT_ID, Common, common, talk
+from cli.common import PROJECT_ID, Common, common, talk
 
 
 @click.command()
@@ -24,12 +25,12 @@ from cli.common import OUTPUT, PROJECT_ID, Common, common, talk
     metavar="DIR",
     help="Copy the artifact (checked against its manifest) into DIR, new or empty.",
 )
-@OUTPUT
-def model(project_id: str, export_to: Path | None, output: str | None) -> None:
+@common
+def model(project_id: str, export_to: Path | None, common: Common) -> None:
     """Show a project's trained model: manifest, files, metrics (docs/trained-model.md)."""
     from cli import model_ops  # noqa: PLC0415 - keep --help fast
 
-    talk(Common(output=output), lambda s: model_ops.show_model(s, project_id, export_to))
+    talk(common, lambda s: model_ops.show_model(s, project_id, export_to))
 
 
 @click.command()

@@ -10,16 +10,22 @@ from cli.settings import CliSettings
 from core.errors import ConfigError
 from protocol import topics
 from protocol.messages import ProjectView
-from services.trmodel.artifact import models_dir
+from services.trmodel.artifact import Artifact, open_artifact
+from services.trmodel.errors import ArtifactError
 from services.trmodel.predict import predict as send
 from services.trmodel.predict import read_inputs
-from services.trmodel.view import export, show
+from services.trmodel.view import ModelView, export
 
 
-def show_model(settings: CliSettings, project_id: str, export_to: Path | None) -> int:
-    """``flops model ID [--export DIR]``: the artifact's view; with ``--export``, a copy."""
+async def show_model(settings: CliSettings, project_id: str, export_to: Path | None) -> int:
+    """``flops model ID [--export DIR]``: the artifact's view; with ``--export``, a copy.
+
+    The manager answers the view for the project's owner only; the copy is made from the
+    stack's data dir, so ``--export`` works where this CLI can read it (the stack's host,
+    the account that runs it) and says so elsewhere.
+    """
     out = Out(settings)
-    view = show(models_dir(settings.data_dir), project_id)
+    view = await _query(settings, topics.Op.SHOW_MODEL, ModelView, project_id=project_id)
     width = max(len(k) for k, _ in view.summary())
     for key, value in view.summary():
         out.line(f"{key:<{width}}  {value}")
@@ -27,13 +33,29 @@ def show_model(settings: CliSettings, project_id: str, export_to: Path | None) -
         out.line(f"  {f.path}  {f.size} bytes")
     doc = view.model_dump(mode="json")
     if export_to is not None:
-        from services.trmodel.artifact import open_artifact  # noqa: PLC0415
-
-        copied = export(open_artifact(Path(view.path)), export_to)
+        copied = export(_local_artifact(view), export_to)
         out.line(f"Exported to {copied}")
         doc["exported_to"] = str(copied)
     out.doc(doc)
     return 0
+
+
+def _local_artifact(view: ModelView) -> Artifact:
+    """The artifact the manager showed, read from here; a clear error where it cannot be."""
+    try:
+        artifact = open_artifact(Path(view.path))
+    except ArtifactError as exc:
+        raise ConfigError(
+            f"--export copies the model from the stack's data dir ({view.path}), which this "
+            f"CLI cannot read here ({exc}); run it on the stack's host as the account that "
+            "runs the stack"
+        ) from None
+    if artifact.manifest.run_id != view.manifest.run_id:
+        raise ConfigError(
+            f"{view.path} here holds run {artifact.manifest.run_id}, not the stack's run "
+            f"{view.manifest.run_id}: this CLI does not see the stack's data dir"
+        )
+    return artifact
 
 
 async def predict(settings: CliSettings, project_id: str, source: str) -> int:

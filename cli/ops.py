@@ -39,6 +39,7 @@ from protocol.messages import (
     ProjectView,
     Request,
     ServiceList,
+    ShowModel,
     ShowProject,
     StopProject,
     new_request_id,
@@ -265,6 +266,7 @@ REQUEST_OF: dict[topics.Op, type[Request]] = {
     topics.Op.SHOW_PROJECT: ShowProject,
     topics.Op.LIST_APPS: ListApps,
     topics.Op.LIST_SERVICES: ListServices,
+    topics.Op.SHOW_MODEL: ShowModel,
 }
 
 

@@ -25,6 +25,15 @@ def new_object_id(now: float | None = None) -> str:
     return (seconds.to_bytes(4, "big") + _PROCESS_RANDOM + counter.to_bytes(3, "big")).hex()
 
 
+def is_object_id(text: str) -> bool:
+    """Whether ``text`` has the form of an id: 24 lower-case hex characters.
+
+    The secure mode's training actors log in with their project's id as user name, so no
+    person may have a name of this form (``broker.security.check_user_name``).
+    """
+    return len(text) == 24 and all(c in "0123456789abcdef" for c in text)
+
+
 def short_hash(text: str) -> str:
     """The 12-hex-character name suffix of the original: ``md5(text).digest()[:6].hex()``."""
     return hashlib.md5(text.encode(), usedforsecurity=False).digest()[:6].hex()

@@ -1,8 +1,8 @@
 """Optional MLflow tracking, as the original logged it, run beside the aggregator's worker.
 
-Runs in the aggregator's environment, which has MLflow when tracking is on (the user's
-``conda.yaml`` pins it, or the builder adds ``mlflow-skinny``, ``sqlalchemy`` and
-``alembic``)::
+Runs in the aggregator's environment, which has MLflow when tracking is on (the builder
+adds ``mlflow-skinny`` at the version the user's ``conda.yaml`` pins for mlflow,
+``sqlalchemy`` and ``alembic``: ``images.spec.actor_requirements``)::
 
     python -m flops_env.tracking --tracking-uri sqlite:///DIR/mlflow.db
         --experiment "FLOps Project <id>" --artifact-root file:///DIR/artifacts

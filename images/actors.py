@@ -46,14 +46,20 @@ async def build_actor_images(
     store: ImageStore,
     *,
     registry: str,
-    keep_mlflow: bool = False,
+    tracking: bool = False,
     python: str = sys.executable,
     options: UvOptions = UvOptions(),  # noqa: B008 - frozen, safe to share
     progress: Progress = no_progress,
 ) -> ActorImages:
-    """Reuse or build the images of ``snapshot``'s commit, telling ``progress`` as it goes."""
+    """Reuse or build the images of ``snapshot``'s commit, telling ``progress`` as it goes.
+
+    With ``tracking`` (setting ``mlflow_tracking``) the aggregator's image has MLflow
+    (``images.spec.actor_requirements``) and a name of its own; the learner's never has.
+    """
     names = {
-        k: actor_image_name(registry, snapshot.user, snapshot.repo, k, snapshot.commit)
+        k: actor_image_name(
+            registry, snapshot.user, snapshot.repo, k, snapshot.commit, tracking=tracking
+        )
         for k in KINDS
     }
     found = {k: store.lookup(n) for k, n in names.items()}
@@ -70,7 +76,7 @@ async def build_actor_images(
         await progress(Notice(f"{spec.source}: {note}"))
     requests = {}
     for kind in KINDS:
-        packages, notes = actor_requirements(spec, kind, keep_mlflow=keep_mlflow)
+        packages, notes = actor_requirements(spec, kind, tracking=tracking)
         for note in notes:
             await progress(Notice(f"{kind} image: {note}"))
         requests[kind] = BuildRequest(

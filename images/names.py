@@ -16,9 +16,19 @@ def _part(value: str, what: str) -> str:
     return low
 
 
-def actor_image_name(registry: str, user: str, repo: str, kind: ActorKind, commit: str) -> str:
-    """The learner's or aggregator's image of one commit of a repository."""
-    return f"{registry}/{_part(user, 'user')}/{_part(repo, 'repository')}/{kind}:{commit}"
+TRACKING_TAG = "-mlflow"  # the aggregator's image with MLflow tracking is another image
+
+
+def actor_image_name(
+    registry: str, user: str, repo: str, kind: ActorKind, commit: str, *, tracking: bool = False
+) -> str:
+    """The learner's or aggregator's image of one commit of a repository.
+
+    The aggregator's image with MLflow (setting ``mlflow_tracking``) is tagged
+    ``<commit>-mlflow``: a stack that turns tracking on never reuses one without it.
+    """
+    tag = commit + (TRACKING_TAG if tracking and kind == "aggregator" else "")
+    return f"{registry}/{_part(user, 'user')}/{_part(repo, 'repository')}/{kind}:{tag}"
 
 
 def trained_model_image_name(registry: str, customer: str, run_id: str) -> str:

@@ -174,21 +174,46 @@ def requirement_name(line: str) -> str:
     return canonical(match.group(1)) if match else ""
 
 
+def _specifier(line: str) -> str:
+    """The version specifier of a requirement line, without its name, extras and marker."""
+    match = _NAME.match(line)
+    rest = line[match.end() :] if match else ""
+    return re.sub(r"^\s*\[[^\]]*\]", "", rest.split(";", 1)[0]).strip()
+
+
+def _tracking_packages(
+    chosen: list[str], mlflow: list[str], names: set[str]
+) -> tuple[list[str], str]:
+    """MLflow's client and SQL store for tracking: ``mlflow-skinny`` at the user's version.
+
+    A pinned ``mlflow`` becomes ``mlflow-skinny`` with the same specifier (the client
+    without the server and UI: ~90 MB instead of ~850); ``sqlalchemy`` and ``alembic`` are
+    what ``sqlite:///`` stores need. MLflow before 3 predates SQLAlchemy 2.1 (it imports a
+    pool class 2.1 removed) and imports ``pkg_resources`` (gone in setuptools 81).
+    """
+    specifier = _specifier(mlflow[0]) if mlflow else ""
+    old = bool(re.match(r"^(==|~=|<=?)\s*[12]\.", specifier))
+    added = [f"mlflow-skinny{specifier}", "sqlalchemy<2.1" if old else "sqlalchemy", "alembic"]
+    added = [a for a in added if requirement_name(a) not in names - MLFLOW]
+    if old and "setuptools" not in names:
+        added.append("setuptools<81")
+    return chosen + added, f"MLflow tracking: {', '.join(added)} added"
+
+
 def actor_requirements(
-    spec: EnvSpec, kind: ActorKind, *, keep_mlflow: bool = False
+    spec: EnvSpec, kind: ActorKind, *, tracking: bool = False
 ) -> tuple[list[str], list[str]]:
     """The packages of the learner's or aggregator's environment, and notes on changes.
 
-    mlflow is left out for learners, and for the aggregator unless tracking keeps it;
-    the original's ``flops-utils`` package is left out (ours is in every image and must
-    not be shadowed); numpy is added when missing (our worker needs it). mlflow before 3 imports
-    ``pkg_resources``, so a kept mlflow gets ``setuptools<81`` unless setuptools is listed.
+    mlflow is left out of every environment, but the aggregator's with ``tracking``
+    (``_tracking_packages``); the original's ``flops-utils`` package is left out (ours is
+    in every image and must not be shadowed); numpy is added when missing (our worker
+    needs it); skops is added to a scikit-learn aggregator (it saves the model).
     """
     names = {requirement_name(r) for r in spec.requirements}
     notes: list[str] = []
-    keep = kind == "aggregator" and keep_mlflow
-    chosen = [r for r in spec.requirements if keep or requirement_name(r) not in MLFLOW]
-    if len(chosen) < len(spec.requirements):
+    chosen = [r for r in spec.requirements if requirement_name(r) not in MLFLOW]
+    if len(chosen) < len(spec.requirements) and not (tracking and kind == "aggregator"):
         notes.append(f"mlflow left out of the {kind}'s packages")
     if names & OURS:
         chosen = [r for r in chosen if requirement_name(r) not in OURS]
@@ -199,9 +224,10 @@ def actor_requirements(
     if kind == "aggregator" and names & SKLEARN and "skops" not in names:
         chosen.append("skops>=0.10")
         notes.append("skops added (the trained model is saved with skops, never pickle)")
-    if keep and names & MLFLOW and "setuptools" not in names:
-        chosen.append("setuptools<81")
-        notes.append("setuptools<81 added (mlflow 2 imports pkg_resources)")
+    if kind == "aggregator" and tracking:
+        mlflow = [r for r in spec.requirements if requirement_name(r) in MLFLOW]
+        chosen, note = _tracking_packages(chosen, mlflow, names)
+        notes.append(note)
     return chosen, notes
 
 

@@ -13,6 +13,7 @@ which ending a stage takes.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from manager import handlers, lifecycle
 from manager.deps import MANAGER, Deps
@@ -52,10 +53,24 @@ async def _apply_state(
         log.warning("project %s: %s -> %s refused", project_id, was, state)
 
 
+async def _refresh(
+    project_id: str, event: Event, output: dict[str, Any], outputs: dict[str, Any], deps: Deps
+) -> None:
+    """A refreshed stage that ended earlier gets the data its service reports again."""
+    for stage in deps.pipeline.stages.values():
+        ended = outputs.get(stage.name)
+        if stage.refreshed and ended not in (None, output) and stage.ends_on == event.data_type:
+            log.info("project %s: %s output refreshed by %s", project_id, stage.name, event.source)
+            await deps.store.refresh_output(project_id, stage.name, output)
+
+
 async def _ends_stage(event: Event, deps: Deps) -> bool:
     """End the project's stage if ``event`` is what it waits for; whether one follows."""
     async with deps.locks.hold(event.project_id):
         now = await deps.store.progress(event.project_id)
+        if now is not None and event.data is not None:
+            output = event.data.model_dump(mode="json")
+            await _refresh(now.project_id, event, output, now.outputs, deps)
         if now is None or now.state.final or not now.ready or not now.stage:
             return False
         stage = deps.pipeline.stage(now.stage)

@@ -38,6 +38,7 @@ from protocol.states import ProjectState
 from services.builder.facts import IMAGES_READY, read_images_ready
 from services.builder.service import BuilderConfig
 from services.kinds import AGGREGATOR, BUILDER, CLUSTER, LEARNER, TRBUILDER, TRMODEL, ServiceKind
+from services.tracking.client import TrackingSettings
 from services.training.entries import TRAINED
 from services.training.plan import NO_POST_TRAINING, training_wants
 from services.trmodel.entries import TrBuilderConfig, TrModelConfig
@@ -66,7 +67,8 @@ class Settings:
     training_clusters: int = 2  # hierarchical mode: cluster aggregators on this node
     inference_host: str = "127.0.0.1"  # the interface the inference services listen on
     inference_port: int = 0  # 0: each keeps the port it got first (a free one)
-    mlflow_tracking: bool = False  # for the training stage's aggregator (services.tracking)
+    mlflow_tracking: bool = False  # the aggregator logs to MLflow (services.tracking)
+    mlflow_tracking_uri: str = ""  # "": sqlite under data_dir/mlflow
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class Stage:
     enters: Callable[[StageInput], bool] = _always  # entry condition; False: skipped
     undeploys: tuple[str, ...] = ()  # kinds of the project's services stopped at its end
     closing: Callable[[StageInput], str | None] = lambda _given: None  # a line at its end
+    # Its services outlive it and may report its data again (the inference service on a
+    # new port after a restart): the latest such data replaces its output.
+    refreshed: bool = False
 
     def __post_init__(self) -> None:
         if not STAGE_NAME.match(self.name):
@@ -144,6 +149,7 @@ def build(given: StageInput) -> list[Want]:
         heartbeat_interval=settings.heartbeat_interval,
         progress_interval=settings.build_progress_interval,
         build_timeout=settings.build_timeout,
+        mlflow_tracking=settings.mlflow_tracking,
     )
     return [Want(BUILDER, config)]
 
@@ -160,6 +166,10 @@ def training(given: StageInput) -> list[Want]:
         given.sla,
         read_images_ready(given.outputs["build"]),
         settings.training_clusters,
+        TrackingSettings(
+            mlflow_tracking=settings.mlflow_tracking,
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        ),
     )
     return [Want(kind, config, index, before) for kind, config, index, before in planned]
 
@@ -254,6 +264,7 @@ POST_TRAINING: dict[str, Stage] = {
         ends_on=INFERENCE_READY,
         state=ProjectState.DEPLOYING_MODEL,
         enters=_asks("deploy_trained_model_image"),
+        refreshed=True,  # flops status shows the URL the service answers at now
     ),
 }
 STAGES.update(POST_TRAINING)

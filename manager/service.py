@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import FlopsError
+from core.ids import is_object_id
 from core.logs import Throttle, shown
-from manager import events, handlers, lifecycle
+from manager import events, handlers, lifecycle, trained
 from manager.deps import Deps, RefusedError
 from mqtt.link import Inbound, Link
 from protocol import codec, topics
@@ -31,6 +32,7 @@ from protocol.messages import (
     ProjectView,
     Reply,
     Request,
+    ShowModel,
     ShowProject,
     StopProject,
 )
@@ -48,6 +50,7 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
     Op.LIST_SERVICES: (ListServices, handlers.list_services),
     Op.STOP_PROJECT: (StopProject, lifecycle.stop_project),
     Op.DELETE_PROJECT: (DeleteProject, lifecycle.delete_project),
+    Op.SHOW_MODEL: (ShowModel, trained.show_model),
 }
 # Requests whose answer is kept, so a repeated request id gets the same answer again.
 REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
@@ -118,6 +121,11 @@ class ManagerService:
         except topics.TopicError as exc:
             self._malformed.warning("dropped: %s", exc)
             await self._refuse(inbound, _unknown_operation(inbound.topic))
+            return
+        if is_object_id(topic.user):
+            # A project's training actors log in with its id (broker.accounts), which the
+            # users' ACL lines also let write here: no person has such a name.
+            self._malformed.warning("dropped a request of %s: a project id", topic.user)
             return
         op = Op(topic.arg)
         model, handler = REQUESTS[op]

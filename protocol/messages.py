@@ -40,6 +40,12 @@ class ShowProject(Request):
     project_id: str = Id
 
 
+class ShowModel(Request):
+    """Show the manifest and files of a project's trained model (``flops model``)."""
+
+    project_id: str = Id
+
+
 class StopProject(Request):
     """Stop a project: undeploy its project services; its log stays readable."""
 

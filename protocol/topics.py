@@ -44,6 +44,7 @@ class Op(StrEnum):
     LIST_SERVICES = "list_services"
     STOP_PROJECT = "stop_project"
     DELETE_PROJECT = "delete_project"
+    SHOW_MODEL = "show_model"
 
 
 OPS = frozenset(Op)

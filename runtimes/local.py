@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from broker.accounts import ProjectAccounts
 from core.errors import ConfigError, DeployError, FlopsError
 from mqtt.wiring import Wiring
 from protocol.events import Event
@@ -38,6 +39,7 @@ class LocalRuntime:
         alive: Alive,
         on_status: StatusSink,
         broker: Wiring | None = None,
+        accounts: ProjectAccounts | None = None,
     ) -> None:
         self._observers = observers
         self._emit = emit
@@ -49,6 +51,7 @@ class LocalRuntime:
         self._stopping = False
         self._shared = Shared()
         self._broker = broker  # handed to services that connect themselves (training actors)
+        self._accounts = accounts  # the secure mode: each project's actors have their own
 
     async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
         """Start ``spec``; a service that already runs is left alone."""
@@ -94,9 +97,10 @@ class LocalRuntime:
 
         assert kind.entry is not None  # noqa: S101 - deploy() hosts the others
         try:
-            await kind.entry(
-                ServiceContext(spec, config, emit, beat, self._shared, broker=self._broker)
-            )
+            with self._broker_for(spec, kind) as broker:
+                await kind.entry(
+                    ServiceContext(spec, config, emit, beat, self._shared, broker=broker)
+                )
         except FlopsError as exc:
             log.info("service %s failed: %s", spec.name, exc)
             status = InstanceStatus.FAILED
@@ -111,6 +115,18 @@ class LocalRuntime:
         self._specs.pop(spec.id, None)
         self._beating.discard(spec.id)
         await self._on_status(spec, status)
+
+    @contextlib.contextmanager
+    def _broker_for(self, spec: ServiceSpec, kind: ServiceKind[Any]) -> Iterator[Wiring | None]:
+        """The broker of a service while it runs: its project's actor account if it trains."""
+        if not kind.trains or self._accounts is None:
+            yield self._broker
+            return
+        account = self._accounts.grant(spec.project_id, spec.id)
+        try:
+            yield account.wiring()
+        finally:
+            self._accounts.release(spec.project_id, spec.id)
 
     def running(self) -> list[ServiceSpec]:
         """The observers hosted here and the services whose tasks run (``Inventory``)."""

@@ -19,11 +19,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import ConfigError, DeployError
+from broker.accounts import ProjectAccounts
+from core.errors import ConfigError, DeployError, FlopsError
 from mqtt.wiring import Wiring
 from protocol.states import InstanceStatus
 from runtimes.base import StatusSink
-from services.kinds import kind_of
+from services.kinds import KINDS, kind_of
 from services.run import READY
 from services.spec import ServiceSpec, service_environment
 
@@ -49,6 +50,7 @@ class ProcessRuntime:
         on_status: StatusSink,
         start_timeout: float = 30.0,
         python: str = sys.executable,
+        accounts: ProjectAccounts | None = None,
     ) -> None:
         self._dir = data_dir / "services"
         self._wiring = wiring
@@ -61,6 +63,7 @@ class ProcessRuntime:
         self._restarting: dict[str, asyncio.Task[None]] = {}  # watchers about to restart
         self._stopping = False
         self._deploying: dict[str, asyncio.Lock] = {}
+        self._accounts = accounts  # the secure mode: each project's actors have their own
 
     def pids(self) -> dict[str, int]:
         """The process id of each running service, by service name (for people and tests)."""
@@ -87,11 +90,16 @@ class ProcessRuntime:
             kind_of(spec.kind).validated(spec.config)
         except ConfigError as exc:
             raise DeployError(f"{spec.name}: {exc}") from exc
-        child = _Child(spec, await self._spawn(spec))
+        try:
+            child = _Child(spec, await self._spawn(spec, self._account_env(spec)))
+        except BaseException:
+            self._release(spec)
+            raise
         try:
             await self._wait_ready(child)
         except BaseException:  # not ready, or cancelled meanwhile: no process is left behind
             await _end(child.proc)
+            self._release(spec)
             raise
         self._children[spec.id] = child
         child.watcher = asyncio.create_task(self._watch(child), name=f"watch {spec.name}")
@@ -112,6 +120,7 @@ class ProcessRuntime:
             if child.watcher is not None and child.watcher is not asyncio.current_task():
                 child.watcher.cancel()
                 await asyncio.gather(child.watcher, return_exceptions=True)
+        self._release(spec)
         if purge:
             shutil.rmtree(self.service_dir(spec), ignore_errors=True)
 
@@ -121,6 +130,8 @@ class ProcessRuntime:
         children = list(self._children.values())
         self._children.clear()
         await asyncio.gather(*(_end(c.proc) for c in children))
+        for child in children:
+            self._release(child.spec)
         for watcher in list(self._watchers):
             watcher.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
@@ -129,14 +140,31 @@ class ProcessRuntime:
         """The data dir of one service: its log database and its output."""
         return self._dir / spec.name
 
-    async def _spawn(self, spec: ServiceSpec) -> asyncio.subprocess.Process:
+    def _account_env(self, spec: ServiceSpec) -> dict[str, str]:
+        """A training actor's project account (the secure mode), as its process is told it."""
+        if self._accounts is None or not kind_of(spec.kind).trains:
+            return {}
+        try:
+            return self._accounts.grant(spec.project_id, spec.id).environment()
+        except (FlopsError, OSError) as exc:
+            raise DeployError(f"{spec.name}: no broker account for its project: {exc}") from exc
+
+    def _release(self, spec: ServiceSpec) -> None:
+        """The actor's process ended: its hold on the project's account ends too."""
+        kind = KINDS.get(spec.kind)
+        if self._accounts is not None and kind is not None and kind.trains:
+            self._accounts.release(spec.project_id, spec.id)
+
+    async def _spawn(
+        self, spec: ServiceSpec, account: dict[str, str]
+    ) -> asyncio.subprocess.Process:
         folder = self.service_dir(spec)
         folder.mkdir(parents=True, exist_ok=True)
         # None of the stack's own settings, but the same config file ([service] section).
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
         if "FLOPS_CONFIG" in os.environ:
             env["FLOPS_CONFIG"] = os.environ["FLOPS_CONFIG"]
-        env |= service_environment(spec) | self._broker_env()
+        env |= service_environment(spec) | self._broker_env() | account
         env |= {"FLOPS_DATA_DIR": str(folder), "FLOPS_EXIT_WITH_PARENT": "true"}
         env["PYTHONUNBUFFERED"] = "1"
         with (folder / "service.log").open("ab") as output:
@@ -195,6 +223,7 @@ class ProcessRuntime:
         if self._stopping or self._children.get(spec.id) is not child:
             return  # stopped on purpose: undeployed, or the stack stops
         del self._children[spec.id]
+        self._release(spec)
         status = InstanceStatus.COMPLETED if code == 0 else InstanceStatus.FAILED
         log.log(
             logging.INFO if code == 0 else logging.WARNING,

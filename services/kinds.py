@@ -74,6 +74,9 @@ class ServiceKind(Generic[C]):
     in_observatory: bool = False  # lives in the user's observatory app, not the project's
     watched: bool = True  # liveness: it must report within the stack's service deadline
     restart_failed: bool = False  # the process runtime starts a failed one again
+    # It trains over its own MQTT client: in the secure mode its runtime gives it the
+    # project's actor account (broker.accounts), not the services' identity.
+    trains: bool = False
     fails_project: bool = True  # its failure fails its project (a learner's: the aggregator judges)
     image: str = ""  # its container image where none is configured ("": must be configured)
     resources: Resources = SMALL
@@ -114,7 +117,13 @@ BUILDER: ServiceKind[BuilderConfig] = ServiceKind(
 
 # The training actors (services.training.entries): one-shot, they end with the training.
 AGGREGATOR: ServiceKind[AggregatorConfig] = ServiceKind(
-    "aggregator", "aggr", AggregatorConfig, aggregator_entry, one_shot=True, label="Aggregator"
+    "aggregator",
+    "aggr",
+    AggregatorConfig,
+    aggregator_entry,
+    one_shot=True,
+    label="Aggregator",
+    trains=True,
 )
 CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
     "cluster_aggregator",
@@ -123,6 +132,7 @@ CLUSTER: ServiceKind[ClusterConfig] = ServiceKind(
     cluster_entry,
     one_shot=True,
     label="Cluster Aggregator",
+    trains=True,
 )
 LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
     "learner",
@@ -131,6 +141,7 @@ LEARNER: ServiceKind[LearnerConfig] = ServiceKind(
     learner_entry,
     one_shot=True,
     label="FL Learners",
+    trains=True,
     # The round goes on without it while enough learners are left: the aggregator decides,
     # with a WARNING naming it, or fails the project naming it. No data fails it directly.
     fails_project=False,

@@ -16,9 +16,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from broker.accounts import ActorAccount
 from core.errors import ConfigError, FlopsError
-from mqtt.link import Link
-from mqtt.wiring import connect_to
+from mqtt.link import BrokerAddress, Link
+from mqtt.wiring import Wiring, connect_to
 from protocol import codec, topics
 from protocol.events import Event, Heartbeat, event_id
 from services.context import ServiceContext, Shared
@@ -34,13 +35,13 @@ EXIT_DONE, EXIT_FAILED = 0, 1
 CONNECT_TIMEOUT = 15.0
 
 
-def make_link(settings: ServiceSettings) -> Link:
-    """The service's MQTT link: a persistent session under its service name made private.
+def services_wiring(settings: ServiceSettings) -> Wiring:
+    """How the service reaches the broker as a service.
 
     TLS with ``ca_file`` or ``ca_pem`` (the CA's certificate as text, as Oakestra's SLA
     passes it), with the client certificate and key if they are given.
     """
-    wiring = connect_to(
+    return connect_to(
         settings.broker_host,
         settings.broker_port,
         settings.ca_file,
@@ -48,6 +49,26 @@ def make_link(settings: ServiceSettings) -> Link:
         settings.key_file,
         ca_pem=settings.ca_pem,
     )
+
+
+def actor_wiring(settings: ServiceSettings) -> Wiring:
+    """How a training actor's own client reaches the broker (``ServiceContext.broker``).
+
+    In the secure mode the runtime names its project's account (``train_password_file``,
+    ``train_port``: ``broker.accounts``); otherwise the services' wiring.
+    """
+    if settings.train_password_file is None:
+        return services_wiring(settings)
+    if settings.train_port is None or settings.ca_file is None:
+        raise ConfigError("FLOPS_TRAIN_PASSWORD_FILE needs FLOPS_TRAIN_PORT and FLOPS_CA_FILE")
+    address = BrokerAddress(settings.broker_host, settings.train_port)
+    project = settings.service.project_id
+    return ActorAccount(address, project, settings.train_password_file, settings.ca_file).wiring()
+
+
+def make_link(settings: ServiceSettings) -> Link:
+    """The service's MQTT link: a persistent session under its service name made private."""
+    wiring = services_wiring(settings)
     return Link(
         wiring.link_address, wiring.client_id(settings.service.name), credentials=wiring.credentials
     )
@@ -125,14 +146,7 @@ async def run_task(
     assert kind.entry is not None  # noqa: S101 - run_service runs the observer itself
     entry = kind.entry
     link = make_link(settings)
-    wiring = connect_to(
-        settings.broker_host,
-        settings.broker_port,
-        settings.ca_file,
-        settings.cert_file,
-        settings.key_file,
-        ca_pem=settings.ca_pem,
-    )
+    wiring = actor_wiring(settings) if kind.trains else services_wiring(settings)
     code = EXIT_DONE
     spec = ServiceSpec(me.id, me.name, me.kind, me.user, me.project_id, "", me.config)
 

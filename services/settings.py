@@ -59,6 +59,11 @@ class ServiceSettings(BaseModel):
     ca_pem: str = ""  # or its certificate itself (FLOPS_CA_PEM: what Oakestra's SLA carries)
     cert_file: Path | None = None  # and a client certificate, if the broker wants one
     key_file: Path | None = None
+    # A training actor in the secure mode: its project's account on the broker's password
+    # listener at this port (user name = project id; broker.accounts). Not the services' TLS
+    # identity, which its events and heartbeats still use.
+    train_port: int | None = Field(default=None, ge=1, le=65535)
+    train_password_file: Path | None = None
     heartbeat_interval: float = Field(default=15.0, gt=0)  # an observer's heartbeats
     exit_with_parent: bool = False  # the process runtime's children end with their stack
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

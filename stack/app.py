@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from broker.accounts import ProjectAccounts
 from broker.server import EmbeddedBroker, start_embedded
 from core.errors import ConfigError, DeployError
 from manager import events, lifecycle
@@ -62,6 +63,7 @@ async def run_stack(
     ``stages`` setting's).
     """
     broker: EmbeddedBroker | None = None
+    accounts: ProjectAccounts | None = None  # the training actors' (secure mode)
     if settings.broker == "external":
         wiring = secure.external(settings)
     else:
@@ -70,9 +72,13 @@ async def run_stack(
             settings.data_dir / "broker", settings.broker_port, settings.broker, files
         )
         wiring = secure.embedded(broker.address, files)
+        if files is not None:
+            accounts = secure.actor_accounts(settings.data_dir, broker, files)
     try:
         chosen = pipeline or PIPELINES[settings.stages]
-        await _run_services(settings, wiring, broker, stop, ready, oakestra_transport, chosen)
+        await _run_services(
+            settings, wiring, broker, stop, ready, oakestra_transport, chosen, accounts
+        )
     finally:
         remove_card(settings.data_dir, os.getpid())
         if broker is not None:
@@ -99,6 +105,7 @@ async def _run_services(
     ready: Callable[[StackCard], None] | None,
     oakestra_transport: httpx.AsyncBaseTransport | None,
     pipeline: Pipeline,
+    accounts: ProjectAccounts | None,
 ) -> None:
     store = await open_store(settings)
     local = settings.runtime == "local"
@@ -130,7 +137,7 @@ async def _run_services(
     try:
         backend = open_backend(
             settings, wiring, link, store, emit, alive, on_status, logs=logs,
-            oakestra_transport=oakestra_transport,
+            oakestra_transport=oakestra_transport, accounts=accounts,
         )  # fmt: skip
     except BaseException:
         await _close(logs, store)
@@ -193,6 +200,7 @@ def stage_settings(settings: StackSettings) -> StageSettings:
         inference_host=settings.inference_host,
         inference_port=settings.inference_port,
         mlflow_tracking=settings.mlflow_tracking,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
     )
 
 

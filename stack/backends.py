@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from broker.accounts import ProjectAccounts
 from core.errors import ConfigError
 from manager.store.interface import Store
 from mqtt.link import Link
@@ -64,6 +65,7 @@ class LocalBackend:
     def __init__(
         self, settings: StackSettings, link: Link, logs: LogStore, emit: Emit, alive: Alive,
         on_status: StatusSink, wiring: Wiring | None = None,
+        accounts: ProjectAccounts | None = None,
     ) -> None:  # fmt: skip
         self._logs = logs
         self._interval = settings.service_deadline / 4
@@ -73,7 +75,7 @@ class LocalBackend:
             lambda sid: event_id(sid, "started"),
             answer_unknown=not settings.cluster,
         )
-        self.local = LocalRuntime(self.observers, emit, alive, on_status, wiring)
+        self.local = LocalRuntime(self.observers, emit, alive, on_status, wiring, accounts)
         self.runtime: Runtime = self.local
         self.inventory = self.local
         self._writer: asyncio.Task[None] | None = None
@@ -104,9 +106,19 @@ class LocalBackend:
 class ProcessBackend:
     """One child process per service; liveness from their heartbeat messages."""
 
-    def __init__(self, settings: StackSettings, wiring: Wiring, on_status: StatusSink) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        wiring: Wiring,
+        on_status: StatusSink,
+        accounts: ProjectAccounts | None = None,
+    ) -> None:
         self.processes = ProcessRuntime(
-            settings.data_dir, wiring, on_status, settings.service_start_timeout
+            settings.data_dir,
+            wiring,
+            on_status,
+            settings.service_start_timeout,
+            accounts=accounts,
         )
         self.runtime: Runtime = self.processes
         self.observers: ObserverHost | None = None
@@ -189,12 +201,17 @@ def open_backend(
     *,
     logs: LogStore | None = None,
     oakestra_transport: httpx.AsyncBaseTransport | None = None,
+    accounts: ProjectAccounts | None = None,
 ) -> Backend:
-    """The backend of ``settings.runtime``; ``logs`` is needed by ``local`` only."""
+    """The backend of ``settings.runtime``; ``logs`` is needed by ``local`` only.
+
+    ``accounts``: the training actors' broker accounts (the embedded secure mode); the
+    local and process runtimes give them to the actors, Oakestra's keep the services' own.
+    """
     if settings.runtime == "process":
-        return ProcessBackend(settings, wiring, on_status)
+        return ProcessBackend(settings, wiring, on_status, accounts)
     if settings.runtime == "oakestra":
         return OakestraBackend(settings, wiring, store, on_status, oakestra_transport)
     if logs is None:
         raise ConfigError("the local runtime needs the observer log store")
-    return LocalBackend(settings, link, logs, emit, alive, on_status, wiring)
+    return LocalBackend(settings, link, logs, emit, alive, on_status, wiring, accounts)

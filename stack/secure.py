@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from broker.security import ACL, ensure_certificates
-from broker.server import Secure, free_port
+from broker import accounts
+from broker.accounts import ProjectAccounts, signal_reload
+from broker.security import ACL, PasswordFile, ensure_certificates
+from broker.server import EmbeddedBroker, Secure, free_port
 from broker.tlsfiles import SERVICE_USER, TlsFiles
 from mqtt.link import BrokerAddress, Credentials
 from mqtt.tls import client_context
@@ -30,6 +32,11 @@ def passwd_path(data_dir: Path) -> Path:
 def acl_path(data_dir: Path) -> Path:
     """The broker's ACL file."""
     return data_dir / "broker" / "acl"
+
+
+def actors_path(data_dir: Path) -> Path:
+    """Where the training actors' passwords are while their projects train (``broker.accounts``)."""
+    return data_dir / "broker" / "actors"
 
 
 def ensure_files(folder: Path, hosts: tuple[str, ...] = LOCAL_HOSTS) -> TlsFiles:
@@ -54,8 +61,9 @@ def ensure_files(folder: Path, hosts: tuple[str, ...] = LOCAL_HOSTS) -> TlsFiles
 
 
 def prepare(settings: StackSettings) -> Secure:
-    """Certificates, an (initially empty) password file and the ACL, for mosquitto."""
+    """Certificates, the password file and the ACL, for mosquitto; no actor account is left."""
     tls = ensure_files(settings.data_dir)
+    accounts.purge(PasswordFile(passwd_path(settings.data_dir)), actors_path(settings.data_dir))
     return Secure(tls, passwd_path(settings.data_dir), acl_path(settings.data_dir), free_port())
 
 
@@ -74,6 +82,17 @@ def embedded(address: BrokerAddress, secure: Secure | None) -> Wiring:
         files.service_cert,
         files.service_key,
         key_secret(files.service_cert, files.service_key),
+    )
+
+
+def actor_accounts(data_dir: Path, broker: EmbeddedBroker, secure: Secure) -> ProjectAccounts:
+    """The accounts of the training actors on the embedded broker's password listener."""
+    return ProjectAccounts(
+        PasswordFile(passwd_path(data_dir)),
+        actors_path(data_dir),
+        broker.address,
+        secure.tls.ca,
+        signal_reload(lambda: broker.pid),
     )
 
 

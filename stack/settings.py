@@ -45,8 +45,11 @@ class StackSettings(BaseModel):
     # interface is named on purpose; port 0: each service keeps the free port it got first.
     inference_host: str = "127.0.0.1"
     inference_port: int = Field(default=0, ge=0, le=65535)
-    # Log rounds and the model to MLflow as the original did (needs mlflow in the images).
+    # Log rounds and the model to MLflow as the original did (docs/training.md): the
+    # aggregator's image gets mlflow-skinny; the store is sqlite under data_dir/mlflow
+    # unless mlflow_tracking_uri names another.
     mlflow_tracking: bool = False
+    mlflow_tracking_uri: str = ""
     service_deadline: float = Field(default=60.0, gt=0)  # silent services fail their project
     # cluster: how often a stack stops its services that another replica stopped or deleted
     reconcile_interval: float = Field(default=5.0, gt=0)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +100,14 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """``condition()``'s first true value, checked every 0.1 s for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

@@ -104,6 +104,9 @@ class Store(Protocol):
         ending event that arrives twice moves the project on once.
         """
 
+    async def refresh_output(self, project_id: str, stage: str, output: dict[str, Any]) -> bool:
+        """Replace the output of ``stage``, which ended earlier; whether it had one."""
+
     async def owner_and_state(self, project_id: str) -> tuple[str, ProjectState] | None:
         """A project's user and state, cheaply (no applications or services)."""
 

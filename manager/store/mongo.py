@@ -301,6 +301,15 @@ class MongoStore:
         return result.matched_count == 1
 
     @_translated
+    async def refresh_output(self, project_id: str, stage: str, output: dict[str, Any]) -> bool:
+        """See ``Store.refresh_output``; only where the stage has ended (it has an output)."""
+        result = await self._projects.update_one(
+            {"_id": project_id, f"outputs.{stage}": {"$exists": True}},
+            {"$set": {f"outputs.{stage}": json.dumps(output)}},
+        )
+        return result.matched_count == 1
+
+    @_translated
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``; one conditional update, so concurrent changes cannot race."""
         sources = [s.value for s, targets in TRANSITIONS.items() if state in targets]

@@ -267,6 +267,20 @@ class SqliteStore:
             )
             return True
 
+    async def refresh_output(self, project_id: str, stage: str, output: dict[str, Any]) -> bool:
+        """See ``Store.refresh_output``."""
+        async with self._tx() as db:
+            async with db.execute("SELECT outputs FROM projects WHERE id=?", (project_id,)) as cur:
+                row = await cur.fetchone()
+            outputs = json.loads(row[0]) if row is not None else {}
+            if stage not in outputs:
+                return False
+            outputs[stage] = output
+            await db.execute(
+                "UPDATE projects SET outputs=? WHERE id=?", (json.dumps(outputs), project_id)
+            )
+            return True
+
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``."""
         async with self._tx() as db:

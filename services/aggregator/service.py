@@ -6,7 +6,8 @@ parameters out, ``fit`` on at least ``min_fit`` learners, the weighted mean by e
 counts, then ``evaluate`` of that aggregated model on at least ``min_evaluate`` learners,
 a round event, the best-model rule, and a checkpoint. A restarted aggregator resumes after
 the last checkpointed round. In hierarchical mode the root aggregator runs the same loop
-over cluster aggregators, one round per cycle.
+over cluster aggregators, one round per cycle. With MLflow tracking on, each round and the
+saved model are also logged to MLflow beside the training (``services.tracking.session``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import FlopsError
+from services.tracking.client import TrackingSettings
+from services.tracking.session import Track, tracking_beside
 from services.training import bus, checkpoint
 from services.training.best import Best, is_better
 from services.training.coordinator import Coordinator, fedavg_round
@@ -43,6 +46,14 @@ class ArtifactPlan(BaseModel):
     repository: Repository
     environment: Environment
     data_tags: list[str] = []
+    lock_file: Path | None = None  # the environment's lock: copied into the artifact
+
+
+def _lock_text(plan: ArtifactPlan) -> str:
+    try:
+        return plan.lock_file.read_text() if plan.lock_file else ""
+    except OSError:
+        return ""  # an image without its lock file: the manifest says so (no lock_sha256)
 
 
 class AggregatorConfig(BaseModel):
@@ -60,6 +71,9 @@ class AggregatorConfig(BaseModel):
     flavor: str = "sklearn"
     expected: int | None = None  # learners (root: clusters) deployed, to fail fast
     settings: TrainingSettings = TrainingSettings()
+    # MLflow tracking (off by default): the store is under data_dir unless a URI is set
+    tracking: TrackingSettings = TrackingSettings()
+    data_dir: Path = Path()  # the node's data dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,52 +107,73 @@ def _totals(config: AggregatorConfig) -> tuple[int, int, int, int]:
 
 
 async def _run(config: AggregatorConfig, broker: bus.BrokerTarget, report: Reporter) -> Outcome:
-    settings = config.settings
-    rounds = _totals(config)[0]
-    async with Worker.start(config.worker, settings) as worker:
-        initial = await worker.get_parameters()
-        saved = checkpoint.load(config.checkpoint_dir, settings.max_model_bytes)
-        if saved is None:
-            saved = checkpoint.Checkpoint(
-                state=checkpoint.State(total=rounds),
-                global_parameters=initial,
-                best_parameters=[],
-            )
-        elif saved.state.total != rounds:
-            raise FlopsError(
-                f"the checkpoint in {config.checkpoint_dir} is of {saved.state.total} rounds, "
-                f"this training has {rounds}"
-            )
-        if saved.state.completed < rounds:
-            await _train(config, broker, report, saved)
+    python = Path(config.worker.python)
+    async with Worker.start(config.worker, config.settings) as worker:
+        async with tracking_beside(
+            python, config.project_id, config.data_dir, config.tracking, report.warning
+        ) as track:
+            saved, artifact = await _train_and_save(config, broker, report, worker, track)
+        # Tracked before the final lines: the last one ends the stage, which stops this service.
         state = saved.state
-        if state.best is None:
-            raise FlopsError("no round was completed")
-        best, parameters = state.best, saved.best_parameters
-
-        async def save(path: Path, flavor: str) -> dict[str, Any]:
-            return await worker.save_model(path, flavor, parameters)
-
-        plan = config.artifact
-        meta = ArtifactMeta(
-            project_id=config.project_id,
-            customer=config.user,
-            repository=plan.repository,
-            flavor=config.flavor,
-            round=best.round,
-            rounds=state.completed,
-            metrics={"accuracy": best.accuracy, "loss": best.loss},
-            data_tags=plan.data_tags,
-            environment=plan.environment,
-        )
-        try:
-            artifact = await save_artifact(plan.root, meta, save)
-        except ArtifactError as exc:
-            raise FlopsError(f"the best model could not be saved: {exc}") from exc
         state.finished = True
         checkpoint.save(config.checkpoint_dir, saved)
         await _final_lines(report, state, artifact)  # before the worker's exit (~0.3 s)
-    return Outcome(best, state.completed, state.history, artifact)
+    assert state.best is not None  # noqa: S101 - _train_and_save saved the best
+    return Outcome(state.best, state.completed, state.history, artifact)
+
+
+async def _train_and_save(
+    config: AggregatorConfig,
+    broker: bus.BrokerTarget,
+    report: Reporter,
+    worker: Worker,
+    track: Track,
+) -> tuple[checkpoint.Checkpoint, Artifact]:
+    """Train the rounds left (after a checkpoint's), then save the best model."""
+    settings = config.settings
+    rounds = _totals(config)[0]
+    initial = await worker.get_parameters()
+    saved = checkpoint.load(config.checkpoint_dir, settings.max_model_bytes)
+    if saved is None:
+        saved = checkpoint.Checkpoint(
+            state=checkpoint.State(total=rounds),
+            global_parameters=initial,
+            best_parameters=[],
+        )
+    elif saved.state.total != rounds:
+        raise FlopsError(
+            f"the checkpoint in {config.checkpoint_dir} is of {saved.state.total} rounds, "
+            f"this training has {rounds}"
+        )
+    if saved.state.completed < rounds:
+        await _train(config, broker, report, saved, track)
+    state = saved.state
+    if state.best is None:
+        raise FlopsError("no round was completed")
+    best, parameters = state.best, saved.best_parameters
+
+    async def save(path: Path, flavor: str) -> dict[str, Any]:
+        return await worker.save_model(path, flavor, parameters)
+
+    plan = config.artifact
+    meta = ArtifactMeta(
+        project_id=config.project_id,
+        customer=config.user,
+        repository=plan.repository,
+        flavor=config.flavor,
+        round=best.round,
+        rounds=state.completed,
+        metrics={"accuracy": best.accuracy, "loss": best.loss},
+        data_tags=plan.data_tags,
+        environment=plan.environment,
+        lock_text=_lock_text(plan),
+    )
+    try:
+        artifact = await save_artifact(plan.root, meta, save)
+    except ArtifactError as exc:
+        raise FlopsError(f"the best model could not be saved: {exc}") from exc
+    track.model(best.round, artifact.path)
+    return saved, artifact
 
 
 async def _train(
@@ -146,6 +181,7 @@ async def _train(
     broker: bus.BrokerTarget,
     report: Reporter,
     saved: checkpoint.Checkpoint,
+    track: Track,
 ) -> None:
     run = uuid.uuid4().hex[:16]
     group = Group(config.user, config.project_id, "root")
@@ -162,7 +198,9 @@ async def _train(
         await link.subscribe(group.learners, group.results)
         await coordinator.start()
         await run_beside(
-            _rounds(config, coordinator, report, saved), router.pump(link), coordinator.watch()
+            _rounds(config, coordinator, report, saved, track),
+            router.pump(link),
+            coordinator.watch(),
         )
 
 
@@ -171,6 +209,7 @@ async def _rounds(
     coordinator: Coordinator,
     report: Reporter,
     saved: checkpoint.Checkpoint,
+    track: Track,
 ) -> None:
     rounds, available, min_fit, min_evaluate = _totals(config)
     state = saved.state
@@ -204,6 +243,7 @@ async def _rounds(
         _record(saved, data, done.parameters)
         checkpoint.save(config.checkpoint_dir, saved)
         await report.say(data.text(), key=f"round-{number}", data=data)
+        track.round(number, {"loss": data.loss, "accuracy": data.accuracy})
     await coordinator.finish()
 
 

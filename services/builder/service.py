@@ -50,6 +50,7 @@ class BuilderConfig(BaseModel):
     heartbeat_interval: float = 15.0
     progress_interval: float = 2.0  # seconds of uv silence before a "still working" line
     build_timeout: float = 900.0  # a uv step that runs longer fails the build
+    mlflow_tracking: bool = False  # the aggregator's image gets MLflow (services.tracking)
 
 
 def failure_text(exc: Exception) -> str:
@@ -131,6 +132,7 @@ class Builder:
                     snapshot,
                     ImageStore(data_dir),
                     registry=cfg.registry,
+                    tracking=cfg.mlflow_tracking,
                     options=UvOptions(interval=cfg.progress_interval, timeout=cfg.build_timeout),
                     progress=progress,
                 )

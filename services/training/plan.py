@@ -23,6 +23,7 @@ from services.aggregator.service import AggregatorConfig, ArtifactPlan
 from services.builder.facts import ImageRef, ImagesReady
 from services.kinds import AGGREGATOR, CLUSTER, LEARNER, ServiceKind
 from services.learner.service import DataSpec, LearnerConfig
+from services.tracking.client import TrackingSettings
 from services.training.settings import RoundPlan
 from services.training.worker import WorkerSpec
 from services.trmodel.artifact import Environment, Repository, models_dir
@@ -72,7 +73,12 @@ def _learners(
 
 
 def training_wants(
-    project_id: str, user: str, sla: ProjectSLA, ready: ImagesReady, clusters: int
+    project_id: str,
+    user: str,
+    sla: ProjectSLA,
+    ready: ImagesReady,
+    clusters: int,
+    tracking: TrackingSettings = TrackingSettings(),  # noqa: B008 - never mutated
 ) -> list[Planned]:
     """The services of the train stage, in the order they are deployed."""
     plan = RoundPlan.from_sla(sla.training_configuration)
@@ -87,6 +93,7 @@ def training_wants(
             python=_python_version(ready.aggregator),
         ),
         data_tags=list(sla.training_configuration.data_tags),
+        lock_file=Path(ready.aggregator.path) / "lock.txt",
     )
     aggregator = AggregatorConfig(
         user=user,
@@ -99,6 +106,8 @@ def training_wants(
         artifact=artifact,
         flavor=sla.ml_model_flavor,
         expected=clusters if hierarchical else plan.min_available,
+        tracking=tracking,
+        data_dir=data_dir,
     )
     first = (START, "Preparing new FL Aggregator.") if sla.verbose else (START,)
     planned: list[Planned] = [(AGGREGATOR, aggregator, None, first)]

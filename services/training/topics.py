@@ -12,8 +12,9 @@ cluster's name for a cluster aggregator. Channels:
 | ``learners`` | learners | aggregator | JSON ``Presence`` (join, beat, leave; leave is the will) |
 | ``aggregator`` | aggregator | learners | JSON ``Presence`` (hello, beat, leave) |
 
-In the secure mode a project's actors connect with the project id as user name, and the
-``ACL`` lines below confine them to their own project's training topics.
+In the secure mode a project's actors connect with the project id as user name
+(``broker.accounts``), and ``broker.security.ACTOR_ACL`` confines them to
+``project_filter(<any user>, <their project>)``: their own project's training topics.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from protocol.topics import ROOT, VERSION, TopicError, check_level
-
-ACL = """\
-# Training actors: user name = project id, confined to that project's training topics.
-pattern readwrite flops/v1/users/+/projects/%u/train/#
-"""
 
 
 class Channel(StrEnum):

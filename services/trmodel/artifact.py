@@ -209,6 +209,12 @@ def find_artifact(root: Path, project_id: str) -> Artifact:
     return open_artifact(root / project_id)
 
 
+def artifact_lock(artifact: Artifact) -> str:
+    """The saving environment's lock (``requirements.lock``), or ``""`` if it has none."""
+    lock = artifact.path / LOCK_FILE
+    return lock.read_text() if artifact.manifest.environment.lock_sha256 and lock.is_file() else ""
+
+
 def verify(artifact: Artifact) -> None:
     """Check the model file and the lock against the sha256 the manifest recorded."""
     model = artifact.manifest.model

@@ -23,7 +23,7 @@ from protocol.states import ProjectState
 from services.builder.service import beating
 from services.context import ServiceContext
 from services.spec import ServiceSpec
-from services.trmodel.artifact import open_artifact
+from services.trmodel.artifact import artifact_lock, open_artifact
 from services.trmodel.errors import TrainedModelError
 from services.trmodel.facts import INFERENCE_READY, MODEL_IMAGE_READY, ModelImageReady
 from services.trmodel.image import DEPLOY_TEXT, START_TEXT, image_name, packages_for
@@ -76,7 +76,7 @@ async def run_trbuilder_in(ctx: ServiceContext[TrBuilderConfig]) -> None:
     try:
         async with beating(ctx.beat, cfg.heartbeat_interval):
             artifact = open_artifact(Path(cfg.artifact))
-            packages = packages_for(artifact.manifest)
+            packages = packages_for(artifact.manifest, artifact_lock(artifact))
             name = image_name(cfg.registry, artifact.manifest.customer, artifact.manifest.run_id)
             await progress(Notice(f"Start building {name} image (This can take a while)"))
             request = BuildRequest(

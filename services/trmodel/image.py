@@ -3,9 +3,9 @@
 The image holds only what serving the model needs: the flavor's libraries at the exact
 versions of the environment that saved the model (recorded in the artifact's
 ``model/flavor.json``; scikit-learn: scikit-learn, scipy, numpy, joblib, threadpoolctl and
-skops), plus the scoring server's web stack. The generic image builder (``images/``) locks
-and installs that list like any other image, and the image gets ``flops_env`` so
-``python -m flops_env.serve`` runs in it.
+skops), plus the scoring server's web stack, and MLflow when the model was logged to it.
+The generic image builder (``images/``) locks and installs that list like any other image,
+and the image gets ``flops_env`` so ``python -m flops_env.serve`` runs in it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from flops_env.flavors import flavor_of
+from images.spec import requirement_name
 from services.trmodel.artifact import Manifest
 from services.trmodel.errors import ArtifactError
 
@@ -43,15 +44,32 @@ class ImagePackages:
     extra_packages: list[str]  # the scoring server's web stack
 
 
-def packages_for(manifest: Manifest) -> ImagePackages:
-    """The trained-model image's package list for the model of ``manifest``."""
+def logged_with(lock: str) -> list[str]:
+    """MLflow's pins in the saving environment's lock, when it had MLflow (tracking on).
+
+    The original logged the model to MLflow and served it with MLflow; a model that was
+    logged so gets the same ``mlflow-skinny`` (and the setuptools it imports) in its image.
+    """
+    pins = {requirement_name(p): p for p in (line.split(" ", 1)[0] for line in lock.splitlines())}
+    if "mlflow-skinny" not in pins:
+        return []
+    return [pins[name] for name in ("mlflow-skinny", "setuptools") if "==" in pins.get(name, "")]
+
+
+def packages_for(manifest: Manifest, lock: str = "") -> ImagePackages:
+    """The trained-model image's package list for the model of ``manifest``.
+
+    ``lock``: the artifact's ``requirements.lock`` (the saving environment's), for MLflow.
+    """
     wanted = flavor_of(manifest.model.flavor).libraries
     saved = manifest.model.libraries
     missing = [name for name in wanted if name not in saved and name in ("skops", "numpy")]
     if missing:
         raise ArtifactError(f"the saving environment recorded no version of {', '.join(missing)}")
     pins = [f"{name}=={saved[name]}" for name in wanted if name in saved]
-    return ImagePackages(requirements=pins, extra_packages=list(SERVING_PACKAGES))
+    return ImagePackages(
+        requirements=pins + logged_with(lock), extra_packages=list(SERVING_PACKAGES)
+    )
 
 
 class BuiltImage(Protocol):

@@ -78,23 +78,33 @@ def test_option_lines_in_requirements_are_refused() -> None:
 @pytest.mark.timeout(10)
 def test_the_learner_never_gets_mlflow_and_everyone_gets_numpy() -> None:
     spec = EnvSpec("conda.yaml", ("mlflow==2.12.1", "scikit-learn==1.4.2"))
-    learner, notes = actor_requirements(spec, "learner", keep_mlflow=True)
+    learner, notes = actor_requirements(spec, "learner", tracking=True)
     assert learner == ["scikit-learn==1.4.2", "numpy"]
     assert "mlflow left out of the learner's packages" in notes
     aggregator, _ = actor_requirements(spec, "aggregator")
     assert aggregator == ["scikit-learn==1.4.2", "numpy", "skops>=0.10"]  # saves the model
-    tracked, notes = actor_requirements(spec, "aggregator", keep_mlflow=True)
-    assert tracked == [
-        "mlflow==2.12.1",
-        "scikit-learn==1.4.2",
-        "numpy",
-        "skops>=0.10",
-        "setuptools<81",
-    ]
     pinned, _ = actor_requirements(EnvSpec("r", ("NumPy==1.26.4",)), "learner")
     assert pinned == ["NumPy==1.26.4"]
     ours, notes = actor_requirements(EnvSpec("r", ("flops_utils==0.2.3", "numpy")), "learner")
     assert ours == ["numpy"] and any("flops-utils left out" in n for n in notes)
+
+
+@pytest.mark.timeout(10)
+def test_tracking_gives_the_aggregator_mlflow_skinny_at_the_users_version() -> None:
+    spec = EnvSpec("conda.yaml", ("mlflow[extras]==2.12.1", "scikit-learn==1.4.2"))
+    tracked, notes = actor_requirements(spec, "aggregator", tracking=True)
+    assert tracked == [
+        "scikit-learn==1.4.2", "numpy", "skops>=0.10",
+        "mlflow-skinny==2.12.1", "sqlalchemy<2.1", "alembic", "setuptools<81",
+    ]  # fmt: skip
+    assert (
+        "MLflow tracking: mlflow-skinny==2.12.1, sqlalchemy<2.1, alembic, setuptools<81 added"
+        in notes
+    )
+    unpinned, _ = actor_requirements(
+        EnvSpec("r", ("numpy", "SQLAlchemy==2.0.30")), "aggregator", tracking=True
+    )
+    assert unpinned == ["numpy", "SQLAlchemy==2.0.30", "mlflow-skinny", "alembic"]  # theirs kept
 
 
 @pytest.mark.timeout(10)

@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stack.discovery import pid_alive
-from tests.conftest import BrokerProcess, head_of
+from tests.conftest import BrokerProcess, head_of, wait_until
 from tests.integration.conftest import Stack, make_stack, start
 from tests.integration.test_project_start import SEED, log_texts
 
@@ -41,16 +39,6 @@ def service_processes(stack: Stack) -> dict[str, tuple[int, str]]:
         env = dict(v.decode().split("=", 1) for v in environ if b"=" in v)
         found[env["FLOPS_SERVICE_KIND"]] = (int(entry.name), env["FLOPS_SERVICE_NAME"])
     return found
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def process_stack(tmp_path: Path, broker: BrokerProcess, **env: str) -> Stack:

@@ -81,6 +81,11 @@ async def test_the_serve_stage_ends_completed_with_the_service_left_running(deps
     assert await state_of(deps, project_id) is ProjectState.COMPLETED
     assert "trmodel" not in [kind for kind, _ in runtime.undeployed]
     assert (await handlers.show_project("Admin", _show(project_id), deps)).inference_url == url
+    # restarted on another port (its old one taken): status shows where it answers now
+    moved = "http://127.0.0.1:4712"
+    await events.on_event("Admin", project_id, said(project_id, INFERENCE_READY, url=moved), deps)
+    assert (await handlers.show_project("Admin", _show(project_id), deps)).inference_url == moved
+    assert await state_of(deps, project_id) is ProjectState.COMPLETED
 
 
 def _show(project_id: str) -> ShowProject:

@@ -12,7 +12,15 @@ from broker.security import ensure_certificates
 from mqtt.link import Credentials, make_client
 from protocol import codec, topics
 from protocol.messages import CreateProject
+from services.trmodel.artifact import (
+    ArtifactMeta,
+    Environment,
+    Repository,
+    models_dir,
+    save_artifact,
+)
 from tests.conftest import run_cli
+from tests.models import save_like_the_worker
 from tests.security.conftest import PASSWORDS, Secure
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,6 +56,29 @@ def test_bob_cannot_see_stop_or_delete_alices_project(secure: Secure, alices_pro
     assert secure.json("bob", "projects")["projects"] == []
     shown = secure.json("alice", "status", alices_project)
     assert shown["state"] == "IMAGES_READY"
+
+
+async def test_only_alice_sees_and_exports_her_projects_trained_model(
+    secure: Secure, alices_project: str
+) -> None:
+    done = secure.cli("alice", "model", alices_project)  # not trained: said, nothing leaks
+    assert done.returncode == 1 and "has no trained model on this node" in done.stderr
+    meta = ArtifactMeta(
+        project_id=alices_project, customer="alice",
+        repository=Repository(url="file:///repo", commit="0" * 40), flavor="sklearn",
+        round=1, rounds=1, metrics={"accuracy": 0.9}, data_tags=["mnist"],
+        environment=Environment(image="i", digest="sha256:" + "0" * 64, python="3.11"),
+    )  # fmt: skip
+    await save_artifact(models_dir(secure.data_dir), meta, save_like_the_worker)
+    shown = secure.json("alice", "model", alices_project)
+    assert shown["manifest"]["project_id"] == alices_project
+    for args in (["model", alices_project], ["model", alices_project, "--export", "out"]):
+        done = secure.cli("bob", *args)  # as for a project that does not exist
+        assert done.returncode == 1 and f"no project {alices_project}" in done.stderr, args
+        assert "manifest" not in done.stdout + done.stderr
+    exported = secure.cli("alice", "model", alices_project, "--export", str(secure.root / "copy"))
+    assert exported.returncode == 0, exported.stderr  # here the CLI can read the data dir
+    assert (secure.root / "copy" / "model" / "model.skops").is_file()
 
 
 async def test_bob_receives_nothing_from_alices_topics(secure: Secure, alices_project: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from slas import bundled_dir
 from stack.app import run_stack
 from stack.settings import StackSettings
 from tests.conftest import BrokerProcess, cli_env, make_repo
@@ -63,3 +64,36 @@ async def stack_in_process(
     finally:
         stop.set()
         await task
+
+
+SEED_URL = "https://github.com/Malyuk-A/flops_ml_repo_mnist_sklearn"
+# Stack settings for the seed SLA with every stage, on the bundled example (no GitHub).
+SEED_STACK: dict[str, Any] = {
+    "stages": "all",
+    "repo_sources": {SEED_URL: "bundled:flops_ml_repo_mnist_sklearn"},
+}
+
+
+def seed_slas(folder: Path) -> Path:
+    """A folder with the seed SLA as ``seed.json`` (with its post-training steps)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "seed.json").write_text((bundled_dir() / "mnist_sklearn_small.json").read_text())
+    return folder
+
+
+@asynccontextmanager
+async def seed_stack(
+    tmp_path: Path,
+    phase: str,
+    mosquitto: BrokerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: dict[str, Any],
+) -> AsyncIterator[dict[str, str]]:
+    """A stack for the seed SLA on ``tmp_path/data`` (each ``phase`` a start of its own):
+    the environment of a CLI that talks to it."""
+    folder, data_dir = tmp_path / phase, tmp_path / "data"
+    folder.mkdir()
+    fixed = {**SEED_STACK, "data_dir": data_dir, **settings}
+    async with stack_in_process(folder, mosquitto, monkeypatch, fixed) as run:
+        slas = seed_slas(tmp_path / "seed-slas")
+        yield {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_SLA_DIR": str(slas)}

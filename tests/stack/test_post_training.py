@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -187,10 +191,56 @@ async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_i
         code, refused, err = await flops(env, "predict", project_id, "--input", str(held))
         assert code != 0 and "no running inference service" in json.dumps(refused), refused
 
-        # another project, served, then deleted: its service is undeployed with it
-        other, other_url = await served_project(env)
+        other, other_url = await served_project(env)  # another project, left serving
         assert other_url != url
         await wait_answering(other_url)
-        code, _, err = await flops(env, "delete", other, "--yes")
-        assert code == 0, err
-        assert not await answers(other_url)
+
+    await moves_when_its_port_is_taken(tmp_path, mosquitto, monkeypatch, other, other_url)
+
+
+async def moves_when_its_port_is_taken(
+    tmp_path: Path, mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch, pid: str, url: str
+) -> None:
+    """Its port is taken while the stack is down: the restored service moves, status follows."""
+    data_dir, third = tmp_path / "data", tmp_path / "third"
+    third.mkdir()
+    fixed = {"data_dir": data_dir, "identifier": "post-training"}
+    port = urlsplit(url).port or 0
+    with hold(port):
+        async with stack_in_process(third, mosquitto, monkeypatch, fixed, pipeline=PIPELINE) as run:
+            env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_TIMEOUT": "60"}
+            moved = await moved_url(env, pid, url)
+            await wait_answering(moved)
+            _, log, _ = await flops(env, "log", pid)
+            texts = [e["text"] for e in log["entries"]]
+            assert (
+                f"Port {port} of the inference service is taken; it moves to a free port" in texts
+            )
+            assert f"Inference service ready at {moved}" in texts
+            code, predicted, err = await flops(
+                env, "predict", pid, "--input", str(tmp_path / "held.npy")
+            )
+            assert code == 0 and predicted["url"] == moved, err
+            code, _, err = await flops(env, "delete", pid, "--yes")
+            assert code == 0, err
+            assert not await answers(moved)
+
+
+@contextmanager
+def hold(port: int) -> Iterator[None]:
+    """Listen on ``port`` of loopback while the block runs (another program took it)."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # its last ones in TIME_WAIT
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        yield
+
+
+async def moved_url(env: dict[str, str], project_id: str, old: str) -> str:
+    """The project's inference URL once status shows one other than ``old``."""
+    for _ in range(150):
+        _, shown, _ = await flops(env, "status", project_id)
+        if shown["inference_url"] not in ("", old):
+            return str(shown["inference_url"])
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"status still shows {old} (or none)")

@@ -310,6 +310,13 @@ async def test_a_stage_ends_once_with_its_output_and_the_last_leaves_nothing_to_
     assert now is not None and (now.stage, now.ready) == ("", True)
     assert now.outputs == {"build": {"images": {"a": "b$.c"}}, "train": {"loss": 0.5}}
     assert pid not in await store.unfinished_projects()
+    # an ended stage's output replaced (a service that reports it again); never a new one
+    assert await store.refresh_output(pid, "train", {"url": "http://h:2"})
+    assert not await store.refresh_output(pid, "serve", {"url": "x"})
+    assert not await store.refresh_output(ids.new_object_id(), "train", {"url": "x"})
+    now = await store.progress(pid)
+    assert now is not None and now.outputs["train"] == {"url": "http://h:2"}
+    assert (now.stage, now.ready) == ("", True)
 
 
 async def test_unfinished_projects_are_those_with_a_stage_to_deploy_oldest_first(

@@ -9,6 +9,7 @@ import pytest
 from images.build import BuildRequest, build_image
 from images.store import ImageStore
 from services.tracking.client import TrackingError, TrackingSettings, open_tracker, store_dir
+from services.tracking.session import WARNING, tracking_beside
 
 PROJECT = "0123456789abcdef01234567"
 # mlflow-skinny leaves out the SQL store's own dependencies; these three run sqlite:///
@@ -17,8 +18,8 @@ MLFLOW = ["mlflow-skinny", "sqlalchemy", "alembic"]
 
 @pytest.mark.timeout(600)
 async def test_rounds_and_the_model_are_logged_as_the_original_did(tmp_path: Path) -> None:
-    request = BuildRequest("test/aggregator:mlflow", MLFLOW)
-    python = (await build_image(request, ImageStore(tmp_path / "node"))).image.python
+    built = await build_image(BuildRequest("t/aggregator:1", MLFLOW), ImageStore(tmp_path))
+    python = built.image.python
     data_dir = tmp_path / "data"
     artifact = tmp_path / "artifact"
     (artifact / "model").mkdir(parents=True)
@@ -53,3 +54,26 @@ async def test_an_environment_without_mlflow_is_named(tmp_path: Path) -> None:
     ):
         async with open_tracker(Path(sys.executable), PROJECT, tmp_path, TrackingSettings()):
             pass
+
+
+@pytest.mark.timeout(60)
+async def test_a_tracking_failure_is_one_warning_and_never_holds_the_training(
+    tmp_path: Path,
+) -> None:
+    warnings: list[str] = []
+
+    async def warn(text: str) -> None:
+        warnings.append(text)
+
+    on = TrackingSettings(mlflow_tracking=True)
+    python = Path(sys.executable)  # no mlflow here
+    async with tracking_beside(python, PROJECT, tmp_path, on, warn) as track:
+        for number in (1, 2, 3):
+            track.round(number, {"loss": 0.5})  # queued: never waits for MLflow
+        track.model(3, tmp_path)
+    reason = "MLflow tracking cannot start: No module named 'mlflow'"
+    assert warnings == [WARNING.format(reason=reason)]
+    off = tmp_path / "off"
+    async with tracking_beside(python, PROJECT, off, TrackingSettings(), warn) as track:
+        track.round(1, {"loss": 0.5})  # off: nothing starts, nothing is said
+    assert len(warnings) == 1 and not off.exists()

@@ -1,6 +1,6 @@
 """The secure mode's training ACL on a real mosquitto: a project's actors stay in their project.
 
-Actors log in with their project id as user name; ``topics.ACL`` lets them read and write
+Actors log in with their project id as user name; ``ACTOR_ACL`` lets them read and write
 only ``flops/v1/users/<any>/projects/<their project>/train/#``.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from broker.process import mosquitto_binary, wait_port
-from broker.security import PasswordFile
+from broker.security import ACTOR_ACL, PasswordFile
 from broker.server import free_port
 from mqtt.link import BrokerAddress, Credentials
 from services.training import topics
@@ -33,8 +33,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerAddress]
     folder = tmp_path_factory.mktemp("acl")
     passwords = PasswordFile(folder / "passwd")
     for project in (A, B):
-        passwords.set(project, PASSWORD)
-    (folder / "acl").write_text(topics.ACL)
+        passwords.set_actor(project, PASSWORD)
+    (folder / "acl").write_text(ACTOR_ACL)
     port = free_port()
     conf = folder / "mosquitto.conf"
     conf.write_text(
@@ -91,3 +91,8 @@ async def test_an_actor_cannot_write_another_projects_training_topics(
             await a.send_json(theirs.learners, _hello("mark"))
             async with asyncio.timeout(10):
                 assert await _first(a) == theirs.learners
+
+
+def test_the_acl_pattern_is_the_filter_of_a_projects_training_topics() -> None:
+    pattern = ACTOR_ACL.splitlines()[-1].split()[-1]
+    assert pattern.replace("%u", A) == topics.project_filter("u", A).replace("/u/", "/+/", 1)

@@ -2,12 +2,13 @@ from importlib.metadata import version
 
 import pytest
 
-from services.trmodel.artifact import Artifact
+from services.trmodel.artifact import Artifact, artifact_lock
 from services.trmodel.errors import ArtifactError
 from services.trmodel.image import (
     SERVING_PACKAGES,
     build_trained_model_image,
     image_name,
+    logged_with,
     packages_for,
 )
 
@@ -59,3 +60,17 @@ async def test_the_generic_builder_gets_the_list_and_the_name(artifact: Artifact
     assert name == f"reg:1/admin/trained_model:{artifact.manifest.run_id}"
     assert requirements == packages_for(artifact.manifest).requirements
     assert extra == list(SERVING_PACKAGES)
+
+
+async def test_a_model_logged_to_mlflow_gets_the_same_mlflow_in_its_image(
+    artifact: Artifact,
+) -> None:
+    lock = (
+        "alembic==1.13.1 \\\n    --hash=sha256:00\n"
+        "mlflow-skinny==2.12.1 \\\n    --hash=sha256:11\n"
+        "setuptools==80.9.0 \\\n    --hash=sha256:22\n"
+    )
+    assert logged_with(lock) == ["mlflow-skinny==2.12.1", "setuptools==80.9.0"]
+    assert logged_with(artifact_lock(artifact)) == []  # saved without MLflow: none
+    tracked = packages_for(artifact.manifest, lock).requirements
+    assert tracked == [*packages_for(artifact.manifest).requirements, *logged_with(lock)]
