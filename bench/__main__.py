@@ -5,7 +5,8 @@ scenarios (in that order, so the CLI and latency figures start from an almost em
 stack), one for ingest and then replay of the log ingest filled, one for the throughput
 burst, one for the scale levels, one for the image build of the seed command and one
 (all stages) for its training stage; the inference scenario (bench.serving) runs its own
-server processes.
+server processes; the pipeline scenario (bench.pipeline, full mode only unless named with
+``--only``) its own mosquitto and stack, fresh, for the seed command end to end.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bench import (
     follower,
     ingest,
     latency,
+    pipeline,
     replay,
     scale,
     serving,
@@ -54,7 +56,9 @@ SCENARIOS = [
     build.SCENARIO,
     training.SCENARIO,
     serving.SCENARIO,
+    pipeline.SCENARIO,
 ]
+FULL_ONLY = {pipeline.SCENARIO}  # too long for --short's few seconds (tests/bench runs it alone)
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
 BUDGETS = {"ingest": 120.0, "throughput": 70.0, "scale": 200.0}  # seconds, full mode
 
@@ -136,6 +140,8 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
             guarded(results, errors, training.SCENARIO, lambda: training.run(stack, mode))
     if serving.SCENARIO in only:  # its own server processes: no stack
         guarded(results, errors, serving.SCENARIO, lambda: serving.run(mode))
+    if pipeline.SCENARIO in only:  # its own fresh mosquitto and stack under root / "p"
+        guarded(results, errors, pipeline.SCENARIO, lambda: pipeline.run(root / "p", mode))
     if throughput.SCENARIO in only:
         with running(root / "b") as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731
@@ -183,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     logging.getLogger("mqtt").setLevel(logging.ERROR)  # aiomqtt's per-publish warnings
     mode = Mode(args.short)
-    only = args.only or SCENARIOS
+    only = args.only or [s for s in SCENARIOS if not (mode.short and s in FULL_ONLY)]
     command = shlex.join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     info = machine()

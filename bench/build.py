@@ -100,11 +100,17 @@ def measure(root: Path, repeat: int) -> dict[str, Any]:
     }
 
 
-def seed_command(stack: Stack) -> float:
-    """Seconds of the seed command on ``stack``, from start to IMAGES_READY (followed)."""
+def seed_sla(stack: Stack) -> str:
+    """The bundled seed SLA, as the stack's user, in ``stack``'s SLA folder; its name."""
     sla = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
     sla["customerID"] = stack.sla["customerID"]
     (Path(stack.env["FLOPS_SLA_DIR"]) / SEED_SLA).write_text(json.dumps(sla))
+    return SEED_SLA
+
+
+def seed_command(stack: Stack) -> float:
+    """Seconds of the seed command on ``stack``, from start to IMAGES_READY (followed)."""
+    seed_sla(stack)
     started = time.perf_counter()
     done = subprocess.run(
         [FLOPS, "project", "--project-sla-file-name", SEED_SLA, "--output", "json"],

@@ -1,12 +1,14 @@
-"""The trained model served from its own uv-built environment, as the pipeline does it."""
+"""The trained model served from its own environment, built by images.build_image as the
+model_image stage builds it."""
 
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from bench.uvenv import build_env
 from flops_env.flavors import load_model
+from images.build import BuildRequest, build_image
+from images.store import ImageStore
 from services.trmodel.artifact import Artifact
 from services.trmodel.image import packages_for
 from services.trmodel.predict import payload_from_array, predict
@@ -22,7 +24,9 @@ async def test_the_image_s_package_list_serves_the_artifact(
     shared_artifact: Artifact, tmp_path: Path
 ) -> None:
     packages = packages_for(shared_artifact.manifest)
-    python = build_env(tmp_path / "image", packages.requirements + packages.extra_packages)
+    wanted = [*packages.requirements, *packages.extra_packages]
+    request = BuildRequest("test/trained_model:uv", wanted)
+    python = (await build_image(request, ImageStore(tmp_path / "data"))).image.python
     # only the env-side package of ours is there: no control code, no pydantic
     probe = "import flops_env.serve\ntry:\n import services\nexcept ImportError: print('isolated')"
     out = subprocess.run(  # noqa: ASYNC221 - a short probe before the service starts
