@@ -142,8 +142,14 @@ def _same_file(fd: int, path: Path) -> bool:
     return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
+
 def configure(level: str, handler: logging.Handler | None = None, fmt: str = FORMAT) -> None:
     """Root logging at ``level`` through ``handler`` (stderr by default), one line a record."""
     handler = handler or logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter(fmt))
     logging.basicConfig(level=level, handlers=[handler])
+    if logging.getLogger().level > logging.DEBUG:  # a line per HTTP request (health checks)
+        for chatty in QUIET_LIBRARIES:
+            logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -34,12 +34,18 @@ def uses_dir(data_dir: Path) -> Path:
 
 
 def record_use(data_dir: Path, project: str, user: str, names: Sequence[str]) -> None:
-    """Record that ``project`` of ``user`` uses the images ``names`` (replacing its record)."""
+    """Record that ``project`` of ``user`` uses the images ``names`` too.
+
+    A project's record grows: its actor images (the builder) and its trained-model image
+    (the model-image builder) are recorded by two services, one after the other.
+    """
     if not _PROJECT.match(project):
         raise ValueError(f"project id {project!r} cannot name a file")
     folder = uses_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / f"{project}.json", {"project": project, "user": user, "names": list(names)})
+    known = next((u.names for u in read_uses(data_dir) if u.project == project), ())
+    merged = list(dict.fromkeys([*known, *names]))
+    write_json(folder / f"{project}.json", {"project": project, "user": user, "names": merged})
 
 
 def read_uses(data_dir: Path) -> list[Use]:

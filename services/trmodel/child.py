@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from flops_env.serve import READY
+from services.training.worker import WRITE_NO_BYTECODE
 
 OnReady = Callable[[str, int], Awaitable[None]]  # (url, pid)
 
@@ -148,8 +149,14 @@ async def run_child(
 
 
 def child_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The child's environment: ours, unbuffered, one BLAS thread (small models, few cores)."""
+    """The child's environment: ours, unbuffered, one BLAS thread (small models, few cores).
+
+    Without ``PYTHONDONTWRITEBYTECODE``, as the training workers (``worker.WRITE_NO_BYTECODE``):
+    uv installs images without bytecode, and a server that may not write it compiles
+    scikit-learn at every start (about 3 s more here).
+    """
     env = dict(os.environ if base is None else base)
+    env.pop(WRITE_NO_BYTECODE, None)
     env["PYTHONUNBUFFERED"] = "1"
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(name, "1")

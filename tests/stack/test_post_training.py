@@ -174,6 +174,13 @@ async def test_a_trained_model_is_served_survives_a_restart_and_stop_undeploys_i
         code, refused, err = await flops(env, "predict", project_id, "--input", str(bad))
         assert code == 1 and "refused the input (400)" in json.dumps(refused), (refused, err)
 
+        # A served project is COMPLETED but still needs its images: prune keeps all of them.
+        _, listed, _ = await flops(env, "images")
+        served = {i["name"] for i in listed["images"] if project_id in i["projects"]}
+        assert any("trained_model" in name for name in served), listed
+        code, pruned, err = await flops(env, "images", "prune", "--yes")
+        assert code == 0 and not served & set(pruned["removed"]), (pruned, err)
+
     assert not await answers(url)  # the stack's stop stopped the child
     async with stack_in_process(second, mosquitto, monkeypatch, fixed, pipeline=PIPELINE) as run:
         env = {**run.env, "FLOPS_DATA_DIR": str(data_dir), "FLOPS_TIMEOUT": "60"}
