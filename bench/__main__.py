@@ -71,10 +71,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def running(root: Path, stages: str = "build") -> Iterator[Stack]:
-    """A fresh mosquitto and stack under ``root``, stopped on exit."""
+def running(root: Path, stages: str = "build", *, record: bool = False) -> Iterator[Stack]:
+    """A fresh mosquitto and stack under ``root``, stopped on exit.
+
+    ``record``: the benchmark runtime (services recorded, not run: the control plane alone).
+    """
     broker = Broker(root / "mosquitto").start()
-    stack = Stack(root / "stack", broker, stages=stages)
+    stack = Stack(root / "stack", broker, stages=stages, record=record)
     try:
         stack.start()
         yield stack
@@ -107,7 +110,7 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
         return mode.n(int(BUDGETS[name]), 20)
 
     if any(s in only for s in (cli_time.SCENARIO, latency.SCENARIO, follower.SCENARIO)):
-        with running(root / "a") as stack:
+        with running(root / "a", record=True) as stack:
             if cli_time.SCENARIO in only:
                 guarded(results, errors, cli_time.SCENARIO, lambda: cli_time.run(stack, mode))
             if latency.SCENARIO in only:
@@ -137,7 +140,7 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
     if serving.SCENARIO in only:  # its own server processes: no stack
         guarded(results, errors, serving.SCENARIO, lambda: serving.run(mode))
     if throughput.SCENARIO in only:
-        with running(root / "b") as stack:
+        with running(root / "b", record=True) as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731
             guarded(results, errors, throughput.SCENARIO, step)
     if scale.SCENARIO in only:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bare import PahoLoad
 from broker.process import MosquittoProcess, mosquitto_binary
 from slas import bundled_dir
 
@@ -120,6 +121,9 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     sla: dict[str, Any] = field(default_factory=dict)
     stages: str = "build"  # [stack] stages: the scenarios rest projects after the build
+    # The benchmark runtime (runtimes/record.py): services other than observers recorded,
+    # not run, so that starts measure the control plane alone.
+    record: bool = False
 
     def __post_init__(self) -> None:
         repo = make_repo(self.root / "repos")
@@ -141,8 +145,18 @@ class Stack:
             FLOPS_MAX_LIVE_PROJECTS="0",
             FLOPS_MAX_STARTS_PER_MINUTE="0",
             FLOPS_STAGES=self.stages,
+            FLOPS_BENCH_RECORD_SERVICES=str(self.record).lower(),
         )
         self.env = env
+
+    @property
+    def sla_file(self) -> Path:
+        """The SLA file the scenarios start projects from."""
+        return self.root / "slas" / SLA_NAME
+
+    def paho_load(self) -> PahoLoad:
+        """A paho load generator process (``bench.paho``) for this stack's user and SLA."""
+        return PahoLoad(self.broker.address, USER, self.sla_file, SLA_NAME)
 
     @property
     def data_dir(self) -> Path:

@@ -245,7 +245,12 @@ def _announce(
         wiring.address,
         " (TLS)" if wiring.ca_file else "",
         settings.data_dir,
-        settings.runtime,
+        settings.runtime
+        + (
+            " (benchmark runtime: services recorded, not run)"
+            if settings.bench_record_services
+            else ""
+        ),
     )
     if ready is not None:
         ready(card)
