@@ -111,6 +111,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` from /proc/<pid>/stat (0 if it is gone).
+
+    Unlike wall time, barely moved by other work on the machine: the suite reports the
+    stack's CPU per start beside the rates.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stack:
     """A ``python -m cli up --broker external`` process isolated under ``root``."""
@@ -221,6 +234,10 @@ class Stack:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the stack process used so far (0 if it is gone)."""
+        return cpu_seconds(self.pid)
 
     def rss_mb(self) -> float:
         """Resident memory of the stack process plus its mosquitto, in MiB."""

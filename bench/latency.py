@@ -29,6 +29,7 @@ class Samples:
     starts: list[float] = field(default_factory=list)  # paho load generator -> stack
     session_starts: list[float] = field(default_factory=list)  # the CLI's request code
     bare: dict[str, list[float]] = field(default_factory=dict)  # by client: paho-loop, …
+    cpu: float = 0.0  # CPU seconds of the stack while the paho load generator's starts ran
 
     def fastest(self, q: float) -> tuple[str, float]:
         """The bare client with the lowest ``q``-th percentile, and that percentile."""
@@ -56,7 +57,9 @@ async def measure(stack: Stack, count: int, chunks: int) -> Samples:
                 for mode in PAHO_MODES:
                     got.bare["paho-" + mode] += await asyncio.to_thread(load.ask, "bare", n, mode)
                 got.bare["aiomqtt"] += [await asker.ask(body) for _ in range(n)]
+                cpu = stack.cpu_seconds()
                 got.starts += await asyncio.to_thread(load.ask, "start", n, "loop")
+                got.cpu += stack.cpu_seconds() - cpu
                 for _ in range(n):
                     got.session_starts.append((await starts.start_once(sess, sla))[0])
     return got
@@ -87,6 +90,16 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
         )
         row.met = row.ratio is not None and row.ratio <= limit
         rows.append(row)
+    rows.append(
+        Row(
+            SCENARIO,
+            "stack CPU per sequential start",
+            ms(got.cpu / max(1, len(got.starts))),
+            "ms",
+            note="user + system CPU of the stack process while the paho load generator's "
+            "starts ran (clock ticks: coarse per chunk, fine over the run)",
+        )
+    )
     for name, values in got.bare.items():
         rows.append(
             Row(

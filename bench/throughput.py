@@ -16,7 +16,7 @@ import asyncio
 import time
 
 from bench import bare, starts
-from bench.harness import Mode, Row, Stack
+from bench.harness import Mode, Row, Stack, ms
 
 SCENARIO = "start throughput"
 
@@ -40,7 +40,9 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
     with bare.paho_echo(address), stack.paho_load() as load:
         paho = load.burst("bare", clients, mode.n(20_000, 200), budget)
         base_paho = len(paho["answers"]) / paho["seconds"]
+        cpu = stack.cpu_seconds()
         result = starts.Burst.of(load.burst("start", clients, total, budget))
+        cpu = stack.cpu_seconds() - cpu
     base = max(aio, base_paho)
     states, waited = settle(stack, mode.n(120, 30))
     rows = stack.sql("manager.db", "SELECT request_id, id FROM projects")
@@ -89,4 +91,12 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
         met=len(stored) == resting,
         note=f"states after {waited:.0f}s of settling: {states}",
     )
-    return [rate, exact, rested]
+    per_start = Row(
+        SCENARIO,
+        "stack CPU per answered start, during the burst",
+        ms(cpu / max(1, len(answered))),
+        "ms",
+        note=f"user + system CPU of the stack process: {cpu:.1f}s for {len(answered)} starts "
+        "(the work a start leaves for later, its log entries and first stage, mostly included)",
+    )
+    return [rate, exact, rested, per_start]

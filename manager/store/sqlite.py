@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -58,6 +59,7 @@ class SqliteStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._group: asyncio.Future[None] | None = None  # the open group's commit
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -72,22 +74,59 @@ class SqliteStore:
         await self._db.checkpoint_when_idle(stop)
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Commit what is open, then close the connection."""
+        if self._group is not None:
+            self._commit()
         await self._db.close()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Database]:
+        """One transaction, committed together with the others of this turn of the loop.
+
+        Group commit: the first transaction of a turn opens an SQLite transaction and asks
+        the loop to commit it once the callbacks ready now have run; each transaction is a
+        savepoint inside it (its error rolls back its own statements only), and waits for
+        that commit before it returns. So a burst of concurrent starts pays for one COMMIT
+        (its WAL writes) instead of one each, and nothing is acted on before it is durable.
+        Bodies must not suspend (only statements run in them, and those do not).
+        """
         async with self._lock:
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
+                if self._group is None:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    loop = asyncio.get_running_loop()
+                    self._group = loop.create_future()
+                    loop.call_soon(self._commit)
+                group = self._group
+                await self._db.execute("SAVEPOINT tx")
                 try:
                     yield self._db
                 except BaseException:
-                    await self._db.execute("ROLLBACK")
+                    await self._db.execute("ROLLBACK TO tx")
+                    await self._db.execute("RELEASE tx")
                     raise
-                await self._db.execute("COMMIT")
+                await self._db.execute("RELEASE tx")
             except sqlite3.Error as exc:
                 raise StoreError(f"manager database: {exc}") from exc
+        await asyncio.shield(group)
+
+    def _commit(self) -> None:
+        """Commit the open group; every transaction in it learns how that went."""
+        if self._group is None:
+            return
+        if self._lock.locked():  # a body suspended after all: commit after it
+            asyncio.get_running_loop().call_soon(self._commit)
+            return
+        group, self._group = self._group, None
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            group.set_exception(StoreError(f"manager database: {exc}"))
+            group.exception()  # retrieved: the waiters raise it; none may be left to
+        else:
+            group.set_result(None)
 
     async def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
