@@ -53,6 +53,16 @@ CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
 """
 
 
+def _others_ready() -> bool:
+    """Whether other callbacks or tasks wait to run in this turn of the event loop.
+
+    asyncio has no public way to ask; its loop keeps them in ``_ready``. Without it,
+    (another loop implementation) every transaction commits at once, without grouping.
+    """
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return bool(ready)
+
+
 class SqliteStore:
     """Manager state in one SQLite file (WAL); one connection, transactions serialised."""
 
@@ -75,49 +85,69 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Commit what is open, then close the connection."""
-        if self._group is not None:
-            self._commit()
+        self._commit_now()
         await self._db.close()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Database]:
         """One transaction, committed together with the others of this turn of the loop.
 
-        Group commit: the first transaction of a turn opens an SQLite transaction and asks
-        the loop to commit it once the callbacks ready now have run; each transaction is a
-        savepoint inside it (its error rolls back its own statements only), and waits for
-        that commit before it returns. So a burst of concurrent starts pays for one COMMIT
-        (its WAL writes) instead of one each, and nothing is acted on before it is durable.
-        Bodies must not suspend (only statements run in them, and those do not).
+        Group commit: the first transaction opens an SQLite transaction; when it ends while
+        other tasks are ready to run (a burst of concurrent starts), the commit is left to
+        the loop's next turn and the transactions of those tasks join it, each as a
+        savepoint (an error rolls back its own statements only; the first's, while it is
+        alone, the whole transaction). Every one waits for that commit before it returns.
+        With nothing else ready (one start at a time) it commits at once, as before. So a
+        burst pays for one COMMIT (its WAL writes) instead of one each, and nothing is acted
+        on before it is durable. Bodies must not suspend (only statements run in them).
         """
         async with self._lock:
             try:
-                if self._group is None:
+                first = self._group is None
+                if first:
                     await self._db.execute("BEGIN IMMEDIATE")
-                    loop = asyncio.get_running_loop()
-                    self._group = loop.create_future()
-                    loop.call_soon(self._commit)
+                    self._group = asyncio.get_running_loop().create_future()
+                else:
+                    await self._db.execute("SAVEPOINT tx")
                 group = self._group
-                await self._db.execute("SAVEPOINT tx")
+                assert group is not None  # noqa: S101 - set just above or before
                 try:
                     yield self._db
                 except BaseException:
-                    await self._db.execute("ROLLBACK TO tx")
-                    await self._db.execute("RELEASE tx")
+                    if first:  # alone in its group: the whole transaction goes
+                        self._group = None
+                        await self._db.execute("ROLLBACK")
+                    else:
+                        await self._db.execute("ROLLBACK TO tx")
+                        await self._db.execute("RELEASE tx")
                     raise
-                await self._db.execute("RELEASE tx")
+                if not first:
+                    await self._db.execute("RELEASE tx")
+                elif _others_ready():
+                    asyncio.get_running_loop().call_soon(self._commit)
+                else:
+                    self._commit_now()
             except sqlite3.Error as exc:
                 raise StoreError(f"manager database: {exc}") from exc
-        await asyncio.shield(group)
+        if not group.done():
+            await asyncio.shield(group)
+        elif group.exception() is not None:
+            raise group.exception()  # type: ignore[misc]  # the StoreError of the commit
 
     def _commit(self) -> None:
-        """Commit the open group; every transaction in it learns how that went."""
+        """Commit the open group, from the loop (once no transaction body runs)."""
         if self._group is None:
             return
         if self._lock.locked():  # a body suspended after all: commit after it
             asyncio.get_running_loop().call_soon(self._commit)
             return
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        """Commit the open group; every transaction in it learns how that went."""
         group, self._group = self._group, None
+        if group is None:
+            return
         try:
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
