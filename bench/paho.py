@@ -307,17 +307,24 @@ class Load:
             loop.add(asker.mqtt)
             loop.subscribe(asker.mqtt, target.topics(asker.name)[1])
             self._loops[kind] = (loop, asker)
-            self._sequential(kind, loop, asker, 20 if kind == "bare" else 5)  # warm-up
+            self._rounds(kind, asker, 20 if kind == "bare" else 5, loop.until)  # warm-up
         loop, asker = self._loops[kind]
-        return self._sequential(kind, loop, asker, count)
+        try:
+            return self._rounds(kind, asker, count, loop.until)
+        finally:
+            loop.misc()
 
-    def _sequential(self, kind: str, loop: Loop, asker: Asker, count: int) -> dict[str, Any]:
+    @staticmethod
+    def _rounds(
+        kind: str, asker: Asker, count: int, until: Callable[[Callable[[], bool], float], bool]
+    ) -> dict[str, Any]:
+        """``count`` round trips of ``asker``; ``until(done, timeout)`` waits for an answer."""
         latencies: list[float] = []
         wrong: list[str] = []
         for _ in range(count):
             asker.answers.clear()
             asker.send()
-            if not loop.until(lambda: bool(asker.answers), 60):
+            if not until(lambda: bool(asker.answers), 60):
                 wrong.append(f"{asker.sent}: no answer within 60s")
                 continue
             _, payload, arrived = asker.answers[0]
@@ -325,7 +332,6 @@ class Load:
             request_id, _, error = answer_of(kind, payload)
             if request_id != asker.sent or error:
                 wrong.append(f"{asker.sent}: answered {request_id} {error}")
-        loop.misc()
         return {"latencies": latencies, "wrong": wrong}
 
     def _ask_threaded(self, kind: str, count: int) -> dict[str, Any]:
@@ -347,28 +353,17 @@ class Load:
             if not subscribed.wait(10):
                 raise RuntimeError("no SUBACK (thread mode)")
             self._threads[kind] = (asker, arrived)
-            self._threaded(kind, asker, arrived, 20 if kind == "bare" else 5)
         asker, arrived = self._threads[kind]
-        return self._threaded(kind, asker, arrived, count)
 
-    def _threaded(
-        self, kind: str, asker: Asker, arrived: threading.Event, count: int
-    ) -> dict[str, Any]:
-        latencies: list[float] = []
-        wrong: list[str] = []
-        for _ in range(count):
-            asker.answers.clear()
+        def until(_done: Callable[[], bool], timeout: float) -> bool:
+            # The callback thread sets ``arrived``; cleared for the next round once seen.
+            got = arrived.wait(timeout)
             arrived.clear()
-            asker.send()
-            if not arrived.wait(60):
-                wrong.append(f"{asker.sent}: no answer within 60s")
-                continue
-            _, payload, at = asker.answers[0]
-            latencies.append(at - asker.started)
-            request_id, _, error = answer_of(kind, payload)
-            if request_id != asker.sent or error:
-                wrong.append(f"{asker.sent}: answered {request_id} {error}")
-        return {"latencies": latencies, "wrong": wrong}
+            return got
+
+        if not asker.started:
+            self._rounds(kind, asker, 20 if kind == "bare" else 5, until)  # warm-up
+        return self._rounds(kind, asker, count, until)
 
     def burst(self, kind: str, clients: int, total: int, budget: float) -> dict[str, Any]:
         """``clients`` askers, one request in flight each, ``total`` in all or ``budget`` s."""

@@ -51,8 +51,8 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
 }
 # Requests whose answer is kept, so a repeated request id gets the same answer again.
 REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
-# Project starts in hand (answered or not, their first stage not yet entered) past which a
-# new start is answered `busy` at once: its client asks again after a pause with jitter.
+# Project starts in hand and not answered yet past which a new start is answered `busy` at
+# once: its client asks again after a pause with jitter.
 BUSY_AT = 128
 
 
@@ -76,7 +76,7 @@ class ManagerService:
         self._link = link
         self._deps = deps
         self._busy_at = busy_at
-        self._starting: set[tuple[str, str]] = set()  # (user, request id) of starts in hand
+        self._starting: set[tuple[str, str]] = set()  # (user, request id), not answered yet
         self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         (requests or link).route(
             topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group
@@ -149,22 +149,21 @@ class ManagerService:
             return
         key = (topic.user, request.request_id)
         if key in self._starting:
-            # A resend of a start in hand: its answer goes to the same reply topic.
+            # A resend of a start not answered yet: the answer goes to the same reply topic.
             log.debug("request %s is in hand already", request.request_id)
             return
         self._starting.add(key)
         try:
-            await self._start(topic.user, request, handler)
+            reply, result = await self._handle(op, topic.user, request, handler)
+            await self._send(topic.user, request.reply_to, reply)
         finally:
+            # Answered: a resend from now on finds the project the store made for it.
             self._starting.discard(key)
-
-    async def _start(self, user: str, request: Request, handler: Handler) -> None:
-        """Answer a project start, then carry the project into its first stage."""
-        reply, result = await self._handle(Op.CREATE_PROJECT, user, request, handler)
-        await self._send(user, request.reply_to, reply)
         if reply.ok and reply.result is not None:
             project_id = str(reply.result["id"])
-            log.info("project %s started for %s (request %s)", project_id, user, request.request_id)
+            log.info(
+                "project %s started for %s (request %s)", project_id, topic.user, request.request_id
+            )
             known = result if isinstance(result, ProjectView) else None
             await handlers.advance(project_id, self._deps, known)
 
