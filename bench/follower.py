@@ -116,4 +116,14 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
         if q == 50:
             row.met = row.ratio is not None and row.ratio <= 3
         rows.append(row)
+    for name, values in baseline.items():
+        rows.append(
+            Row(
+                SCENARIO,
+                f"bare publish to subscriber p50 / p99, {name}",
+                ms(percentile(values, 50)),
+                "ms",
+                note=f"p99 {ms(percentile(values, 99))} ms; {len(values)} messages",
+            )
+        )
     return rows

@@ -99,4 +99,9 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
         note=f"user + system CPU of the stack process: {cpu:.1f}s for {len(answered)} starts "
         "(the work a start leaves for later, its log entries and first stage, mostly included)",
     )
-    return [rate, exact, rested, per_start]
+    bares = [
+        Row(SCENARIO, f"bare request/response per second, {clients} askers, {name}",
+            round(value, 1), "round trips/s")
+        for name, value in (("paho", base_paho), ("aiomqtt", aio))
+    ]  # fmt: skip
+    return [rate, exact, rested, per_start, *bares]
