@@ -40,7 +40,7 @@ from bench import (
     throughput,
     training,
 )
-from bench.harness import ROOT, Broker, Mode, Row, Stack, machine
+from bench.harness import CONTROL_PLANE, ROOT, Broker, Mode, Row, Stack, machine
 from bench.report import table
 
 SCENARIOS = [
@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for name in SCENARIOS for row in results.get(name, [])]
     code_after = git_state()
     print(table(rows))
+    if any(name in results for name in (latency.SCENARIO, throughput.SCENARIO)):
+        print(f"\nstart latency and throughput: {CONTROL_PLANE}")
     print(f"\n{len(rows)} figures in {duration:.0f}s; {command}")
     if code_after != code_before:
         print(f"note: the code changed during the run: {code_before} -> {code_after}")

@@ -33,6 +33,8 @@ FLOPS = str(Path(sys.executable).parent / "flops")  # the installed entry point
 USER = "BenchUser"
 SLA_NAME = "bench_sla.json"
 Broker = MosquittoProcess  # the scenarios' name for it
+# Said beside the start figures: what their stacks run (``Stack.record``, the quotas below).
+CONTROL_PLANE = "control plane alone: benchmark runtime (services recorded, not run), quotas off"
 
 
 @dataclass

@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bench import bare, starts
-from bench.harness import USER, Mode, Row, Stack, ms, percentile
+from bench.harness import CONTROL_PLANE, USER, Mode, Row, Stack, ms, percentile
 from mqtt.requester import session
 
 SCENARIO = "start latency"
@@ -86,7 +86,8 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
             ms(fastest),
             f"<= {limit:g}x baseline",
             note=f"baseline: the fastest bare round trip ({name}); bare p{q}: {others}"
-            + (f"; {drift}" if q == 50 else ""),
+            + (f"; {drift}" if q == 50 else "")
+            + f"; {CONTROL_PLANE}",
         )
         row.met = row.ratio is not None and row.ratio <= limit
         rows.append(row)

@@ -16,7 +16,7 @@ import asyncio
 import time
 
 from bench import bare, starts
-from bench.harness import Mode, Row, Stack, ms
+from bench.harness import CONTROL_PLANE, Mode, Row, Stack, ms
 
 SCENARIO = "start throughput"
 
@@ -70,7 +70,8 @@ def run(stack: Stack, mode: Mode, budget: float) -> list[Row]:
         ">= 1000 starts/s",
         met=result.rate >= 1000,
         note=f"{scope} in {result.seconds:.1f}s; {result.busy} busy answers; baseline: the "
-        f"faster bare request/response per second, paho {base_paho:.0f}/s, aiomqtt {aio:.0f}/s",
+        f"faster bare request/response per second, paho {base_paho:.0f}/s, aiomqtt {aio:.0f}/s; "
+        + CONTROL_PLANE,
     )
     exact = Row(
         SCENARIO,
