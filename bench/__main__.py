@@ -42,7 +42,7 @@ from bench import (
     throughput,
     training,
 )
-from bench.harness import ROOT, Broker, Mode, Row, Stack, machine
+from bench.harness import CONTROL_PLANE, ROOT, Broker, Mode, Row, Stack, machine
 from bench.report import table
 
 SCENARIOS = [
@@ -75,10 +75,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def running(root: Path, stages: str = "build") -> Iterator[Stack]:
-    """A fresh mosquitto and stack under ``root``, stopped on exit."""
+def running(root: Path, stages: str = "build", *, record: bool = False) -> Iterator[Stack]:
+    """A fresh mosquitto and stack under ``root``, stopped on exit.
+
+    ``record``: the benchmark runtime (services recorded, not run: the control plane alone).
+    """
     broker = Broker(root / "mosquitto").start()
-    stack = Stack(root / "stack", broker, stages=stages)
+    stack = Stack(root / "stack", broker, stages=stages, record=record)
     try:
         stack.start()
         yield stack
@@ -111,7 +114,7 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
         return mode.n(int(BUDGETS[name]), 20)
 
     if any(s in only for s in (cli_time.SCENARIO, latency.SCENARIO, follower.SCENARIO)):
-        with running(root / "a") as stack:
+        with running(root / "a", record=True) as stack:
             if cli_time.SCENARIO in only:
                 guarded(results, errors, cli_time.SCENARIO, lambda: cli_time.run(stack, mode))
             if latency.SCENARIO in only:
@@ -143,7 +146,7 @@ def run_all(mode: Mode, only: list[str], root: Path) -> tuple[dict[str, list[Row
     if pipeline.SCENARIO in only:  # its own fresh mosquitto and stack under root / "p"
         guarded(results, errors, pipeline.SCENARIO, lambda: pipeline.run(root / "p", mode))
     if throughput.SCENARIO in only:
-        with running(root / "b") as stack:
+        with running(root / "b", record=True) as stack:
             step = lambda: throughput.run(stack, mode, budget("throughput"))  # noqa: E731
             guarded(results, errors, throughput.SCENARIO, step)
     if scale.SCENARIO in only:
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row for name in SCENARIOS for row in results.get(name, [])]
     code_after = git_state()
     print(table(rows))
+    if any(name in results for name in (latency.SCENARIO, throughput.SCENARIO)):
+        print(f"\nstart latency and throughput: {CONTROL_PLANE}")
     print(f"\n{len(rows)} figures in {duration:.0f}s; {command}")
     if code_after != code_before:
         print(f"note: the code changed during the run: {code_before} -> {code_after}")

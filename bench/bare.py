@@ -1,18 +1,25 @@
-"""Bare-MQTT baselines: the same client library (aiomqtt via ``mqtt.link.make_client``),
-the same broker, no FLOps code in the path.
+"""Bare-MQTT baselines: the same broker, no FLOps code in the path, two client libraries.
 
-An "echo responder" stands in for the manager: it answers each request by publishing the
-payload back on the asker's reply topic, at QoS 1, one task per answer (as the manager's
-concurrent route does).
+aiomqtt (``mqtt.link.make_client``, the stack's library) in this process: an "echo
+responder" stands in for the manager, answering each request by publishing the payload
+back on the asker's reply topic, at QoS 1, one task per answer (as the manager's concurrent
+route does). paho at both ends, each end a process of its own (``bench.paho``): the
+fastest bare exchange this broker carries, which every ratio is taken against.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import select
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
 
@@ -212,3 +219,138 @@ async def publish_rate(
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+
+# ------------------------------------------------------------- paho processes (bench.paho)
+
+
+def _paho(role: str, address: BrokerAddress, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m bench.paho role …`` and wait for its ``ready`` line."""
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.paho", role, "--host", address.host,
+         "--port", str(address.port), *args],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None  # noqa: S101 - asked for above
+    line = proc.stdout.readline()
+    if line.strip() != b"ready":
+        proc.kill()
+        raise RuntimeError(f"bench.paho {role} did not start: {line!r}")
+    return proc
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Close its stdin (it exits then) and wait; kill it if it does not."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def paho_echo(address: BrokerAddress) -> Iterator[None]:
+    """The paho echo responder, a process of its own, while the block runs."""
+    proc = _paho("echo", address)
+    try:
+        yield
+    finally:
+        _end(proc)
+
+
+class PahoLoad:
+    """The paho load generator process (``python -m bench.paho load``): commands in, JSON out.
+
+    ``kind`` ``bare`` asks the paho echo responder (``paho_echo``), ``start`` the stack.
+    """
+
+    def __init__(self, address: BrokerAddress, user: str, sla_file: Path, sla_name: str) -> None:
+        self._proc = _paho(
+            "load", address, "--user", user, "--sla", str(sla_file), "--sla-name", sla_name
+        )
+
+    def command(self, **command: Any) -> dict[str, Any]:  # noqa: ANN401 - JSON values
+        """Send one command, wait for its result; its ``error`` raised."""
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        if stdin is None or stdout is None:
+            raise RuntimeError("the load generator has no pipes")
+        stdin.write(json.dumps(command).encode() + b"\n")
+        stdin.flush()
+        line = stdout.readline()
+        if not line:
+            raise RuntimeError("the paho load generator exited")
+        result: dict[str, Any] = json.loads(line)
+        if "error" in result:
+            raise RuntimeError(f"paho load generator: {result['error']}")
+        return result
+
+    def ask(self, kind: str, count: int, mode: str = "loop") -> list[float]:
+        """``count`` sequential round trips of ``kind`` (seconds each); a wrong answer raises."""
+        result = self.command(op="ask", kind=kind, count=count, mode=mode)
+        if result["wrong"]:
+            raise RuntimeError(f"{len(result['wrong'])} wrong answers: {result['wrong'][:3]}")
+        return [float(x) for x in result["latencies"]]
+
+    def burst(self, kind: str, clients: int, total: int, budget: float) -> dict[str, Any]:
+        """``clients`` concurrent askers, one request in flight each (``Load.burst``)."""
+        return self.command(op="burst", kind=kind, clients=clients, total=total, budget=budget)
+
+    def close(self) -> None:
+        """End the process."""
+        _end(self._proc)
+
+    def __enter__(self) -> PahoLoad:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PahoPrinter:
+    """A paho subscriber process that prints every payload on ``topic`` on a line."""
+
+    def __init__(self, address: BrokerAddress, topic: str) -> None:
+        self.proc = _paho("print", address, "--topic", topic)
+
+    def close(self) -> None:
+        """End the process."""
+        _end(self.proc)
+
+
+def paho_one_way(address: BrokerAddress, body: bytes, count: int, gap: float) -> list[float]:
+    """Latencies of ``count`` QoS 1 messages, each alone, from a paho publisher here to a
+    paho subscriber process (``PahoPrinter``) printing it: the time runs until the line
+    arrives on its stdout."""
+    from bench.paho import Publisher  # noqa: PLC0415 - paho-only code
+
+    topic = f"{BASE}/oneway/{uuid.uuid4().hex[:8]}"
+    printer = PahoPrinter(address, topic)
+    publisher = Publisher(address.host, address.port)
+    out = printer.proc.stdout
+    assert out is not None  # noqa: S101 - PahoPrinter asks for it
+    try:
+        latencies = []
+        for i in range(count + 10):
+            marker = f"{i:08d}".encode()
+            payload = marker + body[len(marker) :]
+            start = time.perf_counter()
+            publisher.publish(topic, payload)
+            while True:
+                ready, _, _ = select.select([out], [], [], 30)
+                if not ready:
+                    raise RuntimeError("the paho printer printed nothing for 30s")
+                line = out.readline()
+                if line.startswith(marker):
+                    break
+            if i >= 10:  # the first ten warm up
+                latencies.append(time.perf_counter() - start)
+            publisher.pump()
+            time.sleep(gap)
+        return latencies
+    finally:
+        publisher.close()
+        printer.close()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bare import PahoLoad
 from broker.process import MosquittoProcess, mosquitto_binary
 from slas import bundled_dir
 
@@ -32,6 +33,8 @@ FLOPS = str(Path(sys.executable).parent / "flops")  # the installed entry point
 USER = "BenchUser"
 SLA_NAME = "bench_sla.json"
 Broker = MosquittoProcess  # the scenarios' name for it
+# Said beside the start figures: what their stacks run (``Stack.record``, the quotas below).
+CONTROL_PLANE = "control plane alone: benchmark runtime (services recorded, not run), quotas off"
 
 
 @dataclass
@@ -110,6 +113,19 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` from /proc/<pid>/stat (0 if it is gone).
+
+    Unlike wall time, barely moved by other work on the machine: the suite reports the
+    stack's CPU per start beside the rates.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stack:
     """A ``python -m cli up --broker external`` process isolated under ``root``."""
@@ -120,6 +136,9 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     sla: dict[str, Any] = field(default_factory=dict)
     stages: str = "build"  # [stack] stages: the scenarios rest projects after the build
+    # The benchmark runtime (runtimes/record.py): services other than observers recorded,
+    # not run, so that starts measure the control plane alone.
+    record: bool = False
 
     def __post_init__(self) -> None:
         repo = make_repo(self.root / "repos")
@@ -141,8 +160,18 @@ class Stack:
             FLOPS_MAX_LIVE_PROJECTS="0",
             FLOPS_MAX_STARTS_PER_MINUTE="0",
             FLOPS_STAGES=self.stages,
+            FLOPS_BENCH_RECORD_SERVICES=str(self.record).lower(),
         )
         self.env = env
+
+    @property
+    def sla_file(self) -> Path:
+        """The SLA file the scenarios start projects from."""
+        return self.root / "slas" / SLA_NAME
+
+    def paho_load(self) -> PahoLoad:
+        """A paho load generator process (``bench.paho``) for this stack's user and SLA."""
+        return PahoLoad(self.broker.address, USER, self.sla_file, SLA_NAME)
 
     @property
     def data_dir(self) -> Path:
@@ -207,6 +236,10 @@ class Stack:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the stack process used so far (0 if it is gone)."""
+        return cpu_seconds(self.pid)
 
     def rss_mb(self) -> float:
         """Resident memory of the stack process plus its mosquitto, in MiB."""

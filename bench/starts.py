@@ -50,6 +50,20 @@ class Burst:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     times: list[float] = field(default_factory=list)  # seconds from the start to each answer
+    busy: int = 0  # busy answers (each request was sent again)
+
+    @classmethod
+    def of(cls, burst: dict[str, Any]) -> Burst:
+        """The burst the paho load generator reported (``bench.paho.Load.burst``)."""
+        return cls(
+            requested=int(burst["requested"]),
+            answers={str(k): str(v) for k, v in burst["answers"].items()},
+            doubled=int(burst["doubled"]),
+            failed=[str(f) for f in burst["failed"]],
+            seconds=float(burst["seconds"]),
+            times=[float(t) for t in burst["times"]],
+            busy=int(burst["busy"]),
+        )
 
     @property
     def rate(self) -> float:

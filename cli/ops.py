@@ -45,7 +45,6 @@ from protocol.messages import (
     new_request_id,
 )
 from protocol.states import ProjectState
-from services.kinds import OBSERVER
 from slas import load_sla, resolve_sla
 from stack.discovery import read_card
 
@@ -180,6 +179,10 @@ async def start_project(settings: CliSettings, sla_name: str, *, show: bool, fol
         entries: list[LogEntry] = []
         state: ProjectState | None = project.state
         if follow:
+            # The service kinds table imports every service's code (numpy among them): only
+            # a follower needs it, not `--no-follow`, which must stay quick.
+            from services.kinds import OBSERVER  # noqa: PLC0415
+
             observer = next(
                 (s.name for s in project.services if s.kind == OBSERVER.name), OBSERVER.name
             )

@@ -54,6 +54,9 @@ REQUESTS: dict[Op, tuple[type[Request], Handler]] = {
 }
 # Requests whose answer is kept, so a repeated request id gets the same answer again.
 REMEMBERED = {Op.STOP_PROJECT, Op.DELETE_PROJECT}
+# Project starts in hand and not answered yet past which a new start is answered `busy` at
+# once: its client asks again after a pause with jitter.
+BUSY_AT = 128
 
 
 class ManagerService:
@@ -66,13 +69,17 @@ class ManagerService:
         *,
         shared_group: str | None = None,
         requests: Link | None = None,
+        busy_at: int = BUSY_AT,
     ) -> None:
         """Requests come on ``requests`` if given (a replica's clean session), else on ``link``.
 
-        Answers, events and heartbeats always use ``link``.
+        Answers, events and heartbeats always use ``link``. Past ``busy_at`` starts in hand,
+        further starts are answered ``busy``.
         """
         self._link = link
         self._deps = deps
+        self._busy_at = busy_at
+        self._starting: set[tuple[str, str]] = set()  # (user, request id), not answered yet
         self._malformed = Throttle(log)  # anyone may send them: a few lines a minute
         (requests or link).route(
             topics.ALL_REQUESTS, self.on_request, concurrent=True, shared_group=shared_group
@@ -128,6 +135,9 @@ class ManagerService:
             self._malformed.warning("dropped a request of %s: a project id", topic.user)
             return
         op = Op(topic.arg)
+        if op is Op.CREATE_PROJECT and len(self._starting) >= self._busy_at:
+            await self._busy(inbound, topic.user)
+            return
         model, handler = REQUESTS[op]
         try:
             request = inbound.decode(model)
@@ -141,15 +151,41 @@ class ManagerService:
             )
             await self._refuse(inbound, exc, topic.user)
             return
-        reply, result = await self._handle(op, topic.user, request, handler)
-        await self._send(topic.user, request.reply_to, reply)
-        if op is Op.CREATE_PROJECT and reply.ok and reply.result is not None:
+        if op is not Op.CREATE_PROJECT:
+            reply, _ = await self._handle(op, topic.user, request, handler)
+            await self._send(topic.user, request.reply_to, reply)
+            return
+        key = (topic.user, request.request_id)
+        if key in self._starting:
+            # A resend of a start not answered yet: the answer goes to the same reply topic.
+            log.debug("request %s is in hand already", request.request_id)
+            return
+        self._starting.add(key)
+        try:
+            reply, result = await self._handle(op, topic.user, request, handler)
+            await self._send(topic.user, request.reply_to, reply)
+        finally:
+            # Answered: a resend from now on finds the project the store made for it.
+            self._starting.discard(key)
+        if reply.ok and reply.result is not None:
             project_id = str(reply.result["id"])
             log.info(
                 "project %s started for %s (request %s)", project_id, topic.user, request.request_id
             )
             known = result if isinstance(result, ProjectView) else None
             await handlers.advance(project_id, self._deps, known)
+
+    async def _busy(self, inbound: Inbound, user: str) -> None:
+        """Answer a start ``busy`` without reading more of it than its sender."""
+        peek = codec.peek_reply_to(inbound.payload)
+        if peek is None:
+            return
+        error = ErrorBody(
+            code="busy",
+            message=f"the manager has {len(self._starting)} project starts in hand; "
+            "ask again shortly",
+        )
+        await self._send(user, peek[1], Reply(request_id=peek[0], ok=False, error=error))
 
     async def _handle(
         self, op: Op, user: str, request: Request, handler: Handler

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
@@ -266,6 +267,7 @@ class Link:
         # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
         client._client.manual_ack_set(True)  # noqa: SLF001
         _cork_writes(client._client)  # noqa: SLF001
+        _write_at_end_of_turn(client._client, asyncio.get_running_loop())  # noqa: SLF001
         client.pending_calls_threshold = 10 * self.max_concurrent  # many publishes are normal
         backoff = 0.1
         while not stop.is_set():
@@ -368,6 +370,55 @@ def _cork_writes(client: paho.Client) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
 
     client.loop_write = loop_write  # type: ignore[method-assign]
+
+
+def _write_at_end_of_turn(client: paho.Client, loop: asyncio.AbstractEventLoop) -> None:
+    """Write the packets queued in one turn of the loop once, at its end, without epoll.
+
+    aiomqtt answers paho's first queued packet by registering the socket for writability
+    (through ``call_soon_threadsafe``: a wake-up byte through the loop's self-pipe), waits
+    for epoll to report it writable, which it nearly always is, writes, and unregisters:
+    five system calls and a turn of the loop before every write. Here the first packet of
+    a turn schedules one (corked) write of all that the turn queued; only what the kernel
+    cannot take at once waits for writability.
+    """
+    loop_thread = threading.get_ident()  # Link.run runs in the loop's thread
+    scheduled = False
+    waiting = False  # the socket was full: a writer is registered
+
+    def flush() -> None:
+        nonlocal scheduled, waiting
+        scheduled = False
+        try:
+            client.loop_write()
+        except OSError as exc:  # the connection broke: its reader reports it
+            log.debug("write failed: %s", exc)
+            return
+        sock = client.socket()
+        if client.want_write() and sock is not None:
+            loop.add_writer(sock.fileno(), flush)
+            waiting = True
+
+    def register(_client: paho.Client, _userdata: object, _sock: object) -> None:
+        nonlocal scheduled
+        if scheduled:
+            return
+        scheduled = True
+        if threading.get_ident() == loop_thread:
+            loop.call_soon(flush)
+        else:  # paho connects from aiomqtt's executor thread
+            loop.call_soon_threadsafe(flush)
+
+    def unregister(_client: paho.Client, _userdata: object, sock: paho.SocketLike) -> None:
+        nonlocal waiting
+        if waiting:
+            waiting = False
+            fileno = sock.fileno()
+            if fileno > -1:
+                loop.remove_writer(fileno)
+
+    client.on_socket_register_write = register
+    client.on_socket_unregister_write = unregister
 
 
 def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials | None) -> str:

@@ -4,7 +4,10 @@ Used by the CLI. A clean session with a random client id; the reply topic is sub
 before anything is published, so no answer can be missed. A request without an answer is
 published again with the same request id (the manager answers a repeat with the original
 answer and does nothing twice), and a lost connection is re-established, subscriptions
-included, until the request's deadline.
+included, until the request's deadline. Resends back off: the n-th waits
+``FIRST_RETRY * 2**n`` seconds (at most ``MAX_RETRY``) times a random factor in [1, 2), so
+that the clients of an overloaded manager do not ask again all at once; a ``busy`` answer
+(the manager has too many starts in hand) is honoured the same way, from ``BUSY_PAUSE``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,7 +32,10 @@ from protocol.messages import ErrorBody, Reply, Request
 
 M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger(__name__)
-FIRST_RETRY = 1.0
+FIRST_RETRY = 1.0  # seconds before the first resend of an unanswered request, at least
+MAX_RETRY = 10.0  # seconds between resends, at most (before the jitter)
+BUSY_PAUSE = 0.25  # seconds after the first busy answer, at least
+BUSY = "busy"  # the error code of a manager with too many requests in hand
 SUBSCRIBE_TIMEOUT = 5.0  # seconds for a SUBACK
 
 
@@ -140,11 +147,12 @@ class Session:
         self, topic: topics.Topic, message: Request, future: asyncio.Future[Reply], deadline: float
     ) -> Reply:
         loop = asyncio.get_running_loop()
-        wait, attempt = FIRST_RETRY, 0
+        attempt = busy = 0  # resends for want of an answer; busy answers so far
+        resend = False  # the next publish repeats one that got no answer
         while True:
             if self._lost.is_set() or self._client is None:
                 await self._reconnect(deadline)
-            if attempt and self.on_retry is not None:
+            if resend and self.on_retry is not None:
                 self.on_retry(attempt)
             # The answer is the confirmation: do not wait for the PUBACK of a dead connection.
             publish = asyncio.ensure_future(self._publish(topic, message))
@@ -153,20 +161,32 @@ class Session:
             waiters: set[asyncio.Future[Any]] = {future, lost}
             try:
                 await asyncio.wait(
-                    waiters, timeout=min(wait, remaining), return_when=asyncio.FIRST_COMPLETED
+                    waiters,
+                    timeout=min(backoff(FIRST_RETRY, attempt), remaining),
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
             finally:
                 for task in (lost, publish):
                     task.cancel()
                 await asyncio.gather(lost, publish, return_exceptions=True)
-            if not future.done() and loop.time() >= deadline:
+            resend = not future.done()
+            if future.done():
+                reply = future.result()
+                if reply.ok or reply.error is None or reply.error.code != BUSY:
+                    return reply
+                # Busy: the same request again after a pause that grows, with jitter.
+                future = loop.create_future()
+                self._waiting[message.request_id] = future
+                await asyncio.sleep(max(0.0, min(backoff(BUSY_PAUSE, busy), remaining)))
+                busy += 1
+            elif not self._lost.is_set():
+                attempt += 1
+            if loop.time() >= deadline:
+                busy_note = f" (the manager answered busy {busy} times)" if busy else ""
                 raise RequestTimeoutError(
                     f"no answer on {topic} within {self.timeout:g}s from the broker at "
-                    f"{self.address}"
+                    f"{self.address}{busy_note}"
                 )
-            if future.done():
-                return future.result()
-            wait, attempt = wait * 2, attempt + 1
 
     async def _publish(self, topic: topics.Topic, message: Request) -> None:
         client = self._client
@@ -210,6 +230,15 @@ class Session:
         future = self._waiting.get(reply.request_id)
         if future is not None and not future.done():
             future.set_result(reply)
+
+
+def backoff(first: float, attempt: int) -> float:
+    """Seconds before resend number ``attempt`` (from 0): doubling, capped, jittered.
+
+    The jitter spreads the resends of many clients that timed out together over a window
+    as wide as the pause itself (``random`` suffices: nothing here is a secret).
+    """
+    return min(MAX_RETRY, first * 2.0**attempt) * random.uniform(1.0, 2.0)  # noqa: S311
 
 
 @asynccontextmanager

@@ -254,7 +254,12 @@ def _announce(
         wiring.address,
         " (TLS)" if wiring.ca_file else "",
         settings.data_dir,
-        settings.runtime,
+        settings.runtime
+        + (
+            " (benchmark runtime: services recorded, not run)"
+            if settings.bench_record_services
+            else ""
+        ),
     )
     if ready is not None:
         ready(card)
@@ -265,7 +270,7 @@ def _requests_link(settings: StackSettings, wiring: Wiring) -> Link | None:
 
     The broker drops a clean session, and its place in the shared subscription, the moment
     the replica's connection dies, so no request waits in a dead replica's queue; one in
-    flight to it is lost and the client's resend (after 1 s) reaches a live replica. Events,
+    flight to it is lost and the client's resend (after 1 to 2 s) reaches a live replica. Events,
     log queries and heartbeats stay on the persistent link: they wait while a stack is down.
     """
     if not settings.cluster:

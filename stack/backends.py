@@ -23,6 +23,7 @@ from runtimes.base import Inventory, Runtime, StatusSink
 from runtimes.local import Emit, LocalRuntime
 from runtimes.poller import StatusPoller
 from runtimes.process import ProcessRuntime
+from runtimes.record import RecordRuntime
 from services.observer.host import ObserverHost
 from services.observer.store import LogStore
 from stack.settings import StackSettings
@@ -76,8 +77,10 @@ class LocalBackend:
             answer_unknown=not settings.cluster,
         )
         self.local = LocalRuntime(self.observers, emit, alive, on_status, wiring, accounts)
-        self.runtime: Runtime = self.local
-        self.inventory = self.local
+        # The benchmark runtime (runtimes/record.py), for the suite only: services recorded.
+        self.record = RecordRuntime(self.local, alive) if settings.bench_record_services else None
+        self.runtime: Runtime = self.record or self.local
+        self.inventory: Inventory = self.record or self.local
         self._writer: asyncio.Task[None] | None = None
 
     async def prepare(self, tasks: asyncio.TaskGroup) -> None:
@@ -86,7 +89,13 @@ class LocalBackend:
         await self.observers.load()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Report the services whose tasks run, as their heartbeats."""
+        """Report the services whose tasks run (or that are recorded), as their heartbeats."""
+        if self.record is not None:
+            await asyncio.gather(
+                self.local.report_alive(stop, self._interval),
+                self.record.report_alive(stop, self._interval),
+            )
+            return
         await self.local.report_alive(stop, self._interval)
 
     async def drain(self) -> None:

@@ -73,6 +73,10 @@ class StackSettings(BaseModel):
     # Folders whose git repositories an SLA may name as file:// (env: separated by ':').
     # Unset: any folder where the broker authenticates nobody, no folder where it does.
     local_repo_roots: list[Path] | None = None
+    # Benchmarks only, not for users (bench/, docs/performance.md): with the local runtime,
+    # services other than observers are recorded as RUNNING and never run (runtimes/record.py),
+    # so the suite's project starts measure the control plane alone.
+    bench_record_services: bool = False
 
     @field_validator("local_repo_roots", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -52,12 +53,23 @@ CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
 """
 
 
+def _others_ready() -> bool:
+    """Whether other callbacks or tasks wait to run in this turn of the event loop.
+
+    asyncio has no public way to ask; its loop keeps them in ``_ready``. Without it,
+    (another loop implementation) every transaction commits at once, without grouping.
+    """
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return bool(ready)
+
+
 class SqliteStore:
     """Manager state in one SQLite file (WAL); one connection, transactions serialised."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._lock = asyncio.Lock()
+        self._group: asyncio.Future[None] | None = None  # the open group's commit
 
     @classmethod
     async def open(cls, path: Path) -> SqliteStore:
@@ -72,22 +84,79 @@ class SqliteStore:
         await self._db.checkpoint_when_idle(stop)
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Commit what is open, then close the connection."""
+        self._commit_now()
         await self._db.close()
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Database]:
+        """One transaction, committed together with the others of this turn of the loop.
+
+        Group commit: the first transaction opens an SQLite transaction; when it ends while
+        other tasks are ready to run (a burst of concurrent starts), the commit is left to
+        the loop's next turn and the transactions of those tasks join it, each as a
+        savepoint (an error rolls back its own statements only; the first's, while it is
+        alone, the whole transaction). Every one waits for that commit before it returns.
+        With nothing else ready (one start at a time) it commits at once, as before. So a
+        burst pays for one COMMIT (its WAL writes) instead of one each, and nothing is acted
+        on before it is durable. Bodies must not suspend (only statements run in them).
+        """
         async with self._lock:
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
+                first = self._group is None
+                if first:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    self._group = asyncio.get_running_loop().create_future()
+                else:
+                    await self._db.execute("SAVEPOINT tx")
+                group = self._group
+                assert group is not None  # noqa: S101 - set just above or before
                 try:
                     yield self._db
                 except BaseException:
-                    await self._db.execute("ROLLBACK")
+                    if first:  # alone in its group: the whole transaction goes
+                        self._group = None
+                        await self._db.execute("ROLLBACK")
+                    else:
+                        await self._db.execute("ROLLBACK TO tx")
+                        await self._db.execute("RELEASE tx")
                     raise
-                await self._db.execute("COMMIT")
+                if not first:
+                    await self._db.execute("RELEASE tx")
+                elif _others_ready():
+                    asyncio.get_running_loop().call_soon(self._commit)
+                else:
+                    self._commit_now()
             except sqlite3.Error as exc:
                 raise StoreError(f"manager database: {exc}") from exc
+        if not group.done():
+            await asyncio.shield(group)
+        elif group.exception() is not None:
+            raise group.exception()  # type: ignore[misc]  # the StoreError of the commit
+
+    def _commit(self) -> None:
+        """Commit the open group, from the loop (once no transaction body runs)."""
+        if self._group is None:
+            return
+        if self._lock.locked():  # a body suspended after all: commit after it
+            asyncio.get_running_loop().call_soon(self._commit)
+            return
+        self._commit_now()
+
+    def _commit_now(self) -> None:
+        """Commit the open group; every transaction in it learns how that went."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            group.set_exception(StoreError(f"manager database: {exc}"))
+            group.exception()  # retrieved: the waiters raise it; none may be left to
+        else:
+            group.set_result(None)
 
     async def _rows(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
