@@ -23,7 +23,6 @@ from nodedata.mock import load_mock_sla, prepare_mock_data
 from nodedata.store import TagManifest, list_tags
 from protocol import topics
 from protocol.messages import ProjectView, ShowProject, new_request_id
-from protocol.states import RUNNABLE
 
 MNIST_NOTE = (
     "Note: dataset 'mnist' here is scikit-learn's bundled handwritten digits (1,797, 8x8) "
@@ -174,9 +173,8 @@ async def _still_used(settings: CliSettings, uses: list[Use]) -> tuple[list[Use]
 
 
 def _finished(view: ProjectView) -> bool:
-    """A project in a final state none of whose services still runs (a served model does)."""
-    running = any(i.status in RUNNABLE for s in view.services for i in s.instances)
-    return view.state.final and not running
+    """A project in a final state that serves no model (a COMPLETED one may, from its image)."""
+    return view.state.final and not view.inference_url
 
 
 async def prune_images(settings: CliSettings) -> int:
