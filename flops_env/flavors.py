@@ -134,7 +134,11 @@ class LoadedModel:
     info: dict[str, Any]
 
     def predictor(self) -> Predict:
-        """What the scoring server calls to predict rows, as fast as the flavor allows."""
+        """What the scoring server calls to predict rows, as fast as the flavor allows.
+
+        For the process that serves this model: it may set the flavor library's
+        configuration of the calling thread (scikit-learn: ``assume_finite``).
+        """
         return flavor_of(self.info["flavor"]).predictor(self.model)
 
 
