@@ -37,7 +37,9 @@ class FlavorError(Exception):
 
 
 def _plain_predictor(model: Any) -> Predict:
-    predict: Predict = model.predict
+    def predict(rows: Any) -> Any:  # looked up per call: a model without it fails a request
+        return model.predict(rows)
+
     return predict
 
 
@@ -95,9 +97,10 @@ def _sklearn_predictor(model: Any) -> Predict:
     other estimators: inside a pipeline or an ensemble, the later steps' inputs are not the
     rows checked here, and they keep their checks.
     """
-    predict: Predict = model.predict
-    if _holds_estimators(model.get_params(deep=False)):
-        return predict
+    predict: Predict | None = getattr(model, "predict", None)
+    params = getattr(model, "get_params", None)
+    if predict is None or params is None or _holds_estimators(params(deep=False)):
+        return _plain_predictor(model)
     sklearn = import_module("sklearn")
     numpy = import_module("numpy")
     sklearn.set_config(assume_finite=True)

@@ -129,7 +129,7 @@ def served(model: Any) -> flavors.Predict:
 def test_the_server_s_predictor_predicts_as_the_model_and_refuses_what_it_refuses() -> None:
     held = digits().x_held
     predict = served(fitted_model())
-    assert predict is not fitted_model().predict  # the fast path is taken
+    assert sklearn.get_config()["assume_finite"]  # the fast path is taken
     assert np.array_equal(predict(held), fitted_model().predict(held))
     assert np.array_equal(predict(held.astype(int)), fitted_model().predict(held))
     bad = held[:2].copy()
@@ -169,5 +169,13 @@ def test_a_pipeline_keeps_the_checks_of_its_later_steps() -> None:
     pipeline = make_pipeline(*steps).fit(data.x_train, data.y_train)
     rows = data.x_held[:1].copy()
     rows[0, 0] = -1.0  # finite here; log1p makes it -inf for the second step
+    predict = served(pipeline)
+    assert not sklearn.get_config()["assume_finite"]
     with np.errstate(divide="ignore"), pytest.raises(ValueError, match="infinity"):
-        served(pipeline)(rows)
+        predict(rows)
+
+
+def test_an_object_that_is_no_estimator_fails_when_asked_to_predict() -> None:
+    predict = served(np.zeros(3))  # loads, serves, and each request says why it fails
+    with pytest.raises(AttributeError, match="predict"):
+        predict(np.zeros((1, 3)))
