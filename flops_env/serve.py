@@ -19,6 +19,7 @@ process with exit code 3 and the reason on stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import socket
@@ -66,6 +67,7 @@ def create_app(loaded: LoadedModel, max_body: int = 64 << 20) -> Starlette:
     from starlette.routing import Route  # noqa: PLC0415
 
     width = loaded.info.get("n_features_in")
+    predict = loaded.predictor()
 
     async def ping(_: Request) -> Response:
         return Response("\n", media_type="application/json")
@@ -78,15 +80,15 @@ def create_app(loaded: LoadedModel, max_body: int = 64 << 20) -> Starlette:
             return error_response(str(exc), exc.status)
         try:
             # Called on the event loop: one model, CPU-bound, no gain from a thread pool.
-            predictions = loaded.model.predict(rows)
+            predictions = predict(rows)
         except Exception as exc:
             return error_response(f"The model could not score the input: {exc}")
         return Response(scoring.encode(predictions), media_type="application/json")
 
     routes = [
+        Route("/invocations", invocations, methods=["POST"]),
         Route("/ping", ping, methods=["GET"]),
         Route("/health", ping, methods=["GET"]),
-        Route("/invocations", invocations, methods=["POST"]),
     ]
     return Starlette(routes=routes)
 
@@ -180,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_MODEL
     for drift in version_drift(loaded.info):
         print(f"flops_env.serve: warning: {drift}", file=sys.stderr)
+    # The libraries and the model are here for good: out of the collector's sight, so that
+    # its full collections, which requests' allocations trigger, do not walk them each time.
+    gc.collect()
+    gc.freeze()
     run_server(create_app(loaded, args.max_body_bytes), sock, args.ready_file, args.parent_pid)
     return 0
 

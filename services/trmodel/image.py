@@ -21,8 +21,9 @@ from images.spec import requirement_name
 from services.trmodel.artifact import Manifest
 from services.trmodel.errors import ArtifactError
 
-# The scoring server (flops_env/serve.py): an ASGI app on uvicorn's pure-Python h11 server.
-SERVING_PACKAGES = ("starlette>=0.37", "uvicorn>=0.30")
+# The scoring server (flops_env/serve.py): an ASGI app on uvicorn's pure-Python h11 server,
+# and orjson, which parses the JSON of an inference request (flops_env/scoring.py).
+SERVING_PACKAGES = ("starlette>=0.37", "uvicorn>=0.30", "orjson>=3.9")
 
 START_TEXT = (
     "Start handling FL post training. Preparing to build image based on best trained model."

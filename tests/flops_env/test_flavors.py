@@ -1,9 +1,15 @@
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import sklearn
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
 from skops.io import dump
@@ -106,3 +112,70 @@ def test_version_drift_names_each_library_that_changed(tmp_path: Path) -> None:
     info["libraries"]["scikit-learn"] = "0.1"
     (drift,) = flavors.version_drift(info)
     assert drift.startswith("scikit-learn 0.1 (saved) != ")
+
+
+@pytest.fixture
+def sklearn_config() -> Iterator[None]:
+    """The scoring server's predictor sets this thread's scikit-learn configuration: undone."""
+    with sklearn.config_context():
+        yield
+
+
+def served(model: Any) -> flavors.Predict:
+    return flavors.LoadedModel(model, {"flavor": "sklearn"}).predictor()
+
+
+@pytest.mark.usefixtures("sklearn_config")
+def test_the_server_s_predictor_predicts_as_the_model_and_refuses_what_it_refuses() -> None:
+    held = digits().x_held
+    predict = served(fitted_model())
+    assert sklearn.get_config()["assume_finite"]  # the fast path is taken
+    assert np.array_equal(predict(held), fitted_model().predict(held))
+    assert np.array_equal(predict(held.astype(int)), fitted_model().predict(held))
+    bad = held[:2].copy()
+    bad[1, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        predict(bad)
+    bad[1, 5] = -np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        predict(bad)
+
+
+@pytest.mark.usefixtures("sklearn_config")
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_values_past_float32_still_meet_the_tree_s_own_check() -> None:
+    data = digits()
+    tree = DecisionTreeClassifier(max_depth=4).fit(data.x_train, data.y_train)
+    big = data.x_held[:1].copy()
+    big[0, 3] = 1e39  # finite as float64, infinite in the tree's float32 copy
+    with pytest.raises(ValueError, match="float32"):
+        served(tree)(big)
+
+
+@pytest.mark.usefixtures("sklearn_config")
+def test_an_estimator_that_accepts_nan_still_scores_it() -> None:
+    data = digits()
+    model = HistGradientBoostingClassifier(max_iter=3).fit(data.x_train, data.y_train)
+    rows = data.x_held[:3].copy()
+    rows[0, 10] = np.nan
+    assert np.array_equal(served(model)(rows), model.predict(rows))
+
+
+@pytest.mark.usefixtures("sklearn_config")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_pipeline_keeps_the_checks_of_its_later_steps() -> None:
+    data = digits()
+    steps = (FunctionTransformer(np.log1p), LogisticRegression(max_iter=20))
+    pipeline = make_pipeline(*steps).fit(data.x_train, data.y_train)
+    rows = data.x_held[:1].copy()
+    rows[0, 0] = -1.0  # finite here; log1p makes it -inf for the second step
+    predict = served(pipeline)
+    assert not sklearn.get_config()["assume_finite"]
+    with np.errstate(divide="ignore"), pytest.raises(ValueError, match="infinity"):
+        predict(rows)
+
+
+def test_an_object_that_is_no_estimator_fails_when_asked_to_predict() -> None:
+    predict = served(np.zeros(3))  # loads, serves, and each request says why it fails
+    with pytest.raises(AttributeError, match="predict"):
+        predict(np.zeros((1, 3)))

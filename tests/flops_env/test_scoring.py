@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from flops_env import scoring
 from flops_env.scoring import BadInputError, decode, encode, media_type
 
 pytestmark = pytest.mark.timeout(10)
@@ -26,8 +27,22 @@ def body(doc: object) -> bytes:
         {"dataframe_records": [{"a": 1, "b": 2, "c": 3}, {"a": 4, "b": 5, "c": 6}]},
     ],
 )
-def test_every_json_format_of_mlflow_gives_the_same_rows(doc: object) -> None:
+@pytest.mark.parametrize("parser", ["orjson", "json"])
+def test_every_json_format_of_mlflow_gives_the_same_rows(
+    doc: object, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if parser == "json":  # an environment without orjson
+        monkeypatch.setattr(scoring, "ORJSON", None)
     assert decode(body(doc), "application/json", 3).tolist() == ROWS
+
+
+def test_what_only_the_standard_library_parses_is_parsed_as_it_does() -> None:
+    assert scoring.ORJSON is not None  # the test venv has it, as the trained-model image
+    raw = b'{"inputs": [[NaN, -Infinity, 1e400, 123456789012345678901234567890]]}'
+    rows = decode(raw, None, 4)
+    assert np.isnan(rows[0, 0])
+    assert rows[0, 1:3].tolist() == [float("-inf"), float("inf")]
+    assert rows[0, 3] == 123456789012345678901234567890.0
 
 
 def test_csv_with_and_without_a_header_gives_the_same_rows() -> None:
@@ -43,6 +58,8 @@ def test_no_content_type_is_read_as_json() -> None:
     ("raw", "content_type", "message"),
     [
         (b"{", "application/json", "not valid JSON"),
+        (b'{"inputs": [[1, 2, 3]]', "application/json", "not valid JSON: Expecting ','"),
+        (b"[" * 100_000, "application/json", "not valid JSON: it is nested too deeply"),
         (body(ROWS), "application/json", "exactly one of the fields .*received a list"),
         (body({"inputs": ROWS, "instances": ROWS}), None, "received the fields inputs, instances"),
         (body({"rows": ROWS}), None, "received the fields rows"),
