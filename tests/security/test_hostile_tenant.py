@@ -10,13 +10,14 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from mqtt.tls import client_context
 from protocol import codec, topics
 from protocol.messages import ListProjects, Reply
-from tests.conftest import make_repo
+from tests.conftest import make_repo, wait_until
 from tests.security.attacks import Door, connack, offline_backlog, retained_after
 from tests.security.conftest import PASSWORDS, Secure, secure_stack, sla_file
 
@@ -77,7 +78,13 @@ def process_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure]
 def test_bob_cannot_take_over_the_connection_of_a_service_process(process_secure: Secure) -> None:
     project_id = str(started(process_secure, "bob")["id"])
     assert_no_takeover(process_secure, project_id)
-    shown = process_secure.json("bob", "status", project_id)
+
+    def rested() -> dict[str, Any] | None:  # the build stage's end: its builder has run
+        shown: dict[str, Any] = process_secure.json("bob", "status", project_id)
+        return shown if shown["state"] in ("IMAGES_READY", "FAILED") else None
+
+    shown = wait_until(rested, timeout=60)
+    assert shown["state"] == "IMAGES_READY", shown
     assert {s["instances"][0]["status"] for s in shown["services"]} <= {
         "RUNNING",
         "COMPLETED",
