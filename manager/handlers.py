@@ -36,6 +36,7 @@ from protocol.messages import (
     ShowProject,
 )
 from protocol.states import RUNNABLE, InstanceStatus, ProjectState
+from runtimes.base import Clusters
 from services.kinds import TRMODEL, kind_of
 from services.spec import ServiceSpec
 from services.trmodel.facts import inference_url
@@ -217,9 +218,12 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
     """Deploy the stage's services and announce each; a failed deploy fails the project.
 
     A stage that cannot say what to deploy (an earlier stage's output is missing or wrong)
-    fails the project with its reason too.
+    fails the project with its reason too, as does a stage placed in the runtime's clusters
+    when the runtime cannot name an active one.
     """
     try:
+        if stage.places(given) and isinstance(deps.runtime, Clusters):
+            given = dataclasses.replace(given, clusters=await _active_clusters(deps.runtime))
         wants = stage.services(given)
     except FlopsError as exc:
         await fail(now.project_id, now.user, f"stage {stage.name}: {exc}", deps)
@@ -262,6 +266,14 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
     if stage.state is not None:
         await set_state(now.project_id, now.user, stage.state, f"stage {stage.name}", deps)
     await deps.store.stage_deployed(now.project_id, stage.name, statuses)
+
+
+async def _active_clusters(runtime: Clusters) -> tuple[str, ...]:
+    """The runtime's active clusters; ``DeployError`` when it names none."""
+    names = tuple(await runtime.active_clusters())
+    if not names:
+        raise DeployError("the runtime has no active cluster to place the services in")
+    return names
 
 
 def _runs(wants: list[Want], names: list[str]) -> dict[int, list[str]]:

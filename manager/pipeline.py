@@ -82,6 +82,9 @@ class StageInput:
     sla: ProjectSLA
     outputs: Mapping[str, Any]  # by stage name: the data of the event that ended it
     settings: Settings
+    # The runtime's active clusters, asked for on entry to a stage whose ``places`` says so
+    # on a runtime that has clusters (runtimes.base.Clusters: Oakestra); () otherwise.
+    clusters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ class Stage:
     next: str | None = None  # the stage that follows; None: the project is then COMPLETED
     state: ProjectState | None = None  # the project's state from its entry, if it sets one
     enters: Callable[[StageInput], bool] = _always  # entry condition; False: skipped
+    # Whether its services go to the runtime's clusters: the manager then asks the runtime
+    # which are active (StageInput.clusters) before calling ``services``.
+    places: Callable[[StageInput], bool] = lambda _given: False
     undeploys: tuple[str, ...] = ()  # kinds of the project's services stopped at its end
     closing: Callable[[StageInput], str | None] = lambda _given: None  # a line at its end
     # Its services outlive it and may report its data again (the inference service on a
@@ -160,14 +166,18 @@ AFTER_TRAINING = "model_image"  # the first post-training stage, where a pipelin
 
 
 def training(given: StageInput) -> list[Want]:
-    """The aggregator(s) and ``min_available_clients`` learners (per cluster if hierarchical)."""
+    """The aggregator(s) and ``min_available_clients`` learners (per cluster if hierarchical).
+
+    Hierarchical mode: one cluster aggregator per active cluster of the runtime, placed there
+    (``given.clusters``), else ``training_clusters`` of them.
+    """
     settings = given.settings
     planned = training_wants(
         given.project_id,
         given.user,
         given.sla,
         read_images_ready(given.outputs["build"]),
-        settings.training_clusters,
+        given.clusters or settings.training_clusters,
         settings.training,
         TrackingSettings(
             mlflow_tracking=settings.mlflow_tracking,
@@ -175,6 +185,11 @@ def training(given: StageInput) -> list[Want]:
         ),
     )
     return [Want(kind, config, index, before) for kind, config, index, before in planned]
+
+
+def hierarchical(given: StageInput) -> bool:
+    """Whether the SLA asks for hierarchical training (its services go to clusters)."""
+    return given.sla.training_configuration.mode == "hierarchical"
 
 
 def after_training(given: StageInput) -> str | None:
@@ -246,6 +261,7 @@ STAGES: dict[str, Stage] = {
         state=ProjectState.TRAINING,
         undeploys=(AGGREGATOR.name, CLUSTER.name, LEARNER.name),
         closing=after_training,
+        places=hierarchical,
     ),
 }
 # The post-training stages, entered from the training stage ("train" ends with `trained`

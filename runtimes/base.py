@@ -7,7 +7,7 @@ an orchestrator backend (Oakestra) implements the same two calls.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from protocol.states import InstanceStatus
 from services.spec import ServiceSpec
@@ -31,3 +31,14 @@ class Inventory(Protocol):
 
     def running(self) -> list[ServiceSpec]:
         """The services it runs now."""
+
+
+@runtime_checkable
+class Clusters(Protocol):
+    """A runtime made of clusters it can name (Oakestra); hierarchical training uses them.
+
+    The local and process runtimes are not: there the ``training_clusters`` setting applies.
+    """
+
+    async def active_clusters(self) -> list[str]:
+        """The names of the clusters that take services now; ``DeployError`` if it cannot tell."""

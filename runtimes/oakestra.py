@@ -29,7 +29,7 @@ from protocol.states import InstanceStatus
 from runtimes.oakestra_broker import broker_environment
 from runtimes.oakestra_tokens import EXPIRY_LEEWAY, token_expiry, token_refused
 from services.kinds import BUILDER, OBSERVER, Resources, ServiceKind, kind_of
-from services.spec import SERVICE_COMMAND, ServiceSpec, service_environment
+from services.spec import SERVICE_COMMAND, ServiceSpec, placement, service_environment
 
 SLA_VERSION = "v2.0"
 NAME_MAX = 30  # sla/schema.py: names and namespaces match ^[a-zA-Z0-9]{1,30}$
@@ -196,6 +196,10 @@ def service_sla(
     service |= {"code": image}
     service |= {"environment": [f"{k}={v}" for k, v in env.items()]}
     service |= res.model_dump()
+    cluster = placement(spec)
+    if cluster is not None:
+        # The root scheduler maps a `direct` constraint to the cluster of that name.
+        service["constraints"] = [{"type": "direct", "cluster": cluster}]
     return _sla(spec.user, names, app_id, [service])
 
 
@@ -283,6 +287,22 @@ class OakestraRuntime:
             await self._call("deploy instance", "POST", f"/api/service/{service_id}/instance")
         answer = await self._call("read service", "GET", f"/api/service/{service_id}")
         return instance_status(_as_object("read service", answer))
+
+    async def active_clusters(self) -> list[str]:
+        """``cluster_name`` of each active cluster (``runtimes.base.Clusters``).
+
+        ``DeployError`` naming Oakestra's answer when it lists none, or no usable name.
+        """
+        call = "list active clusters"
+        records = _as_records(call, await self._call(call, "GET", "/api/clusters/active"))
+        names = [r.get("cluster_name") for r in records]
+        if not records or not all(isinstance(n, str) and n for n in names):
+            shown = json.dumps(names if records else [])[:200]
+            raise DeployError(
+                f"Oakestra has no usable active cluster: GET /api/clusters/active answered "
+                f"{len(records)} cluster(s), names {shown}"
+            )
+        return list(dict.fromkeys(str(n) for n in names))
 
     async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
         """Stop the instances; ``purge`` deletes the service and an emptied project app."""

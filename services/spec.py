@@ -10,6 +10,10 @@ from typing import Any
 # environment that ``service_environment`` builds (services/run.py runs it).
 SERVICE_COMMAND = ("flops", "service", "run")
 SERVICE_ENV_PREFIX = "FLOPS_SERVICE_"
+# The config key that pins a service to one cluster of an orchestrator (Oakestra): hierarchical
+# training's cluster aggregators and their learners. In the config, so it is stored with the
+# service and a restored service keeps it.
+PLACEMENT = "placement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +37,9 @@ def service_environment(spec: ServiceSpec) -> dict[str, str]:
     values = {"ID": spec.id, "NAME": spec.name, "KIND": spec.kind, "USER": spec.user}
     values |= {"PROJECT_ID": spec.project_id, "CONFIG": json.dumps(spec.config, sort_keys=True)}
     return {SERVICE_ENV_PREFIX + key: value for key, value in values.items()}
+
+
+def placement(spec: ServiceSpec) -> str | None:
+    """The cluster the service must run in, if its config names one."""
+    value = spec.config.get(PLACEMENT)
+    return value if isinstance(value, str) and value else None

@@ -33,6 +33,7 @@ class ClusterConfig(BaseModel):
     project_id: str
     name: str  # the service name: the events' source and its name towards the root
     cluster: str  # its own group, e.g. "c0": its learners' ``group``
+    placement: str | None = None  # the orchestrator's cluster it runs in (services.spec)
     parent: str = "root"
     plan: RoundPlan  # rounds = training_rounds, cycles, and the per-cluster client minimums
     expected: int | None = None  # learners deployed in this cluster

@@ -66,6 +66,7 @@ class LearnerConfig(BaseModel):
     project_id: str
     name: str  # the service (instance) name: the events' source and the presence name
     group: str = "root"  # the aggregator's group: "root", or a cluster's name
+    placement: str | None = None  # the orchestrator's cluster it runs in (services.spec)
     worker: WorkerSpec
     data: DataSpec
     settings: TrainingSettings = TrainingSettings()

@@ -350,6 +350,42 @@ def test_different_texts_stay_apart_and_names_of_specs() -> None:
     assert all(0 < len(part) <= 10 for part in (short.app, short.app_ns, short.service))
 
 
+async def test_active_clusters_are_the_cluster_names_oakestra_lists() -> None:
+    cluster = Cluster("login", "list_active_clusters")
+    runtime = cluster.runtime()
+    try:
+        assert await runtime.active_clusters() == ["edge1", "edge2"]
+    finally:
+        await runtime.aclose()
+    cluster.check()
+
+
+async def test_no_active_cluster_is_a_deploy_error_naming_oakestras_answer() -> None:
+    runtime = Cluster("login", "list_active_clusters_empty").runtime()
+    try:
+        with pytest.raises(DeployError, match=r"GET /api/clusters/active answered 0 cluster"):
+            await runtime.active_clusters()
+    finally:
+        await runtime.aclose()
+
+
+def test_a_placed_service_carries_a_direct_cluster_constraint() -> None:
+    settings = SETTINGS.model_copy(update={"images": {"cluster_aggregator": "r/flops:0.1.0"}})
+    config = {"cluster": "edge2", "placement": "edge2"}
+    placed = ServiceSpec(
+        "d" * 24, "caggr1", "cluster_aggregator", "Admin", PROJECT, PROJECT, config
+    )
+    service = service_sla(placed, oakestra_names(placed), PROJECT, settings)
+    (micro,) = service["applications"][0]["microservices"]
+    # The root scheduler reads a `direct` constraint's `cluster` (docs/oakestra.md).
+    assert micro["constraints"] == [{"type": "direct", "cluster": "edge2"}]
+    free = ServiceSpec("d" * 24, "caggr1", "cluster_aggregator", "Admin", PROJECT, PROJECT)
+    (micro,) = service_sla(free, oakestra_names(free), PROJECT, settings)["applications"][0][
+        "microservices"
+    ]
+    assert "constraints" not in micro
+
+
 def test_only_observers_and_builders_have_images() -> None:
     spec = ServiceSpec("c" * 24, "aggregator1", "aggregator", "Admin", PROJECT, PROJECT)
     with pytest.raises(DeployError, match="'aggregator'"):

@@ -38,6 +38,8 @@ class FakeOakestra:
         self.apps: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.slas: list[dict[str, Any]] = []
+        self.clusters: list[str] = []  # the names GET /api/clusters/active lists
+        self.asked_clusters = 0
         self._ids = (f"{n:024x}" for n in itertools.count(1))
 
     def handle(self, request: httpx.Request) -> httpx.Response:  # noqa: PLR0911 - a route table
@@ -48,6 +50,10 @@ class FakeOakestra:
         if request.headers.get("Authorization") != "Bearer t":
             return httpx.Response(401, json={"message": "no token"})
         match method, path.strip("/").split("/")[1:]:
+            case "GET", ["clusters", "active"]:
+                self.asked_clusters += 1
+                active = [{"cluster_name": name, "active": True} for name in self.clusters]
+                return httpx.Response(200, json=json.dumps(active))
             case "GET", ["user", _]:
                 return httpx.Response(200, json={"_id": {"$oid": "u" * 24}})
             case "GET", ["applications", _]:
@@ -80,9 +86,12 @@ class FakeOakestra:
         return httpx.Response(404, json={"message": f"no route {method} {path}"})
 
     def service(self, prefix: str) -> dict[str, Any]:
-        found = [s for s in self.services.values() if s["microservice_name"].startswith(prefix)]
+        found = self.named(prefix)
         assert len(found) == 1, found
         return found[0]
+
+    def named(self, prefix: str) -> list[dict[str, Any]]:
+        return [s for s in self.services.values() if s["microservice_name"].startswith(prefix)]
 
     def set_status(self, prefix: str, status: str) -> None:
         self.service(prefix)["instance_list"][0]["status"] = status
