@@ -65,7 +65,7 @@ class Settings:
     repo_sources: Mapping[str, str] = field(default_factory=dict)  # URL -> local source
     build_progress_interval: float = 2.0
     build_timeout: float = 900.0
-    training_clusters: int = 2  # hierarchical mode: cluster aggregators on this node
+    training_clusters: int = 2  # hierarchical mode: cluster aggregators (no Clusters runtime)
     training: TrainingSettings = field(default_factory=TrainingSettings)  # the actors' own
     inference_host: str = "127.0.0.1"  # the interface the inference services listen on
     inference_port: int = 0  # 0: each keeps the port it got first (a free one)
