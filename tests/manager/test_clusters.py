@@ -24,22 +24,13 @@ from runtimes.oakestra import OakestraRuntime, OakestraSettings
 from services.builder.facts import IMAGES_READY
 from slas import bundled_dir
 from tests.manager.test_handlers import RecordingRuntime, request
+from tests.services.training.test_plan import ready
 from tests.stack.test_app_oakestra import FakeOakestra
 
 pytestmark = pytest.mark.timeout(30)
 HIERARCHICAL = json.loads((bundled_dir() / "hierarchical_mnist_sklearn_small.json").read_text())
 IMAGE = "registry.example.org/flops:0.1.0"
 KINDS = ("observer", "builder", "aggregator", "cluster_aggregator", "learner")
-
-
-def ready(tmp_path: Path) -> dict[str, Any]:
-    image = {"name": "r/a:c", "digest": "d", "path": str(tmp_path), "python": "/py"}
-    return {
-        "repo_url": HIERARCHICAL["ml_repo_url"], "source": "s", "fallback": False,
-        "commit": "c" * 40, "repo_user": "u", "repo_name": "r", "reused": False,
-        "repo_path": str(tmp_path), "data_dir": str(tmp_path),
-        "learner": image, "aggregator": image,
-    }  # fmt: skip
 
 
 class Emitted(list[Event]):
@@ -90,7 +81,7 @@ async def built(deps: Deps, tmp_path: Path, sla: dict[str, Any] = HIERARCHICAL) 
     """A project past its build stage: the builder's images_ready entered the train stage."""
     view = await handlers.create_project("Admin", request(**sla), deps)
     await handlers.advance(view.id, deps, view)
-    facts = Facts(type=IMAGES_READY, values=ready(tmp_path))
+    facts = Facts(type=IMAGES_READY, values=ready(tmp_path).model_dump(mode="json"))
     event = Event(project_id=view.id, source="builder", text="ready", data=facts)
     await events.on_event("Admin", view.id, event, deps)
     return view.id
