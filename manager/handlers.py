@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from core.errors import DeployError, FlopsError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
-from manager.lifecycle import fail, own_project, set_state, undeploy
+from manager.lifecycle import fail, own_project, set_state, state_entered, undeploy
 from manager.pipeline import Stage, StageInput, Want
 from manager.store.interface import NewService, Progress
 from protocol.events import Event, event_id
@@ -259,9 +259,11 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
         if position in runs:
             # Emitted before anything else awaits, so it goes out ahead of the service's events.
             await _announce(now, want.kind.label, spec.id, runs[position], deps)
-    if stage.state is not None:
-        await set_state(now.project_id, now.user, stage.state, f"stage {stage.name}", deps)
-    await deps.store.stage_deployed(now.project_id, stage.name, statuses)
+    # The stage's state and its readiness in one write; the log hears of the state after.
+    state = None if stage.state is None else (stage.state, f"stage {stage.name}")
+    if await deps.store.stage_deployed(now.project_id, stage.name, statuses, state):
+        assert state is not None  # noqa: S101 - a state changes only when one is given
+        await state_entered(now.project_id, now.user, *state, deps)
 
 
 def _runs(wants: list[Want], names: list[str]) -> dict[int, list[str]]:

@@ -305,17 +305,39 @@ class SqliteStore:
             await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
 
     async def stage_deployed(
-        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
-    ) -> None:
-        """See ``Store.stage_deployed``."""
+        self,
+        project_id: str,
+        stage: str,
+        statuses: dict[str, InstanceStatus],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> bool:
+        """See ``Store.stage_deployed``: one transaction, the state change included."""
         async with self._tx() as db:
             await db.executemany(
                 "UPDATE services SET status=? WHERE id=?",
                 [(status.value, sid) for sid, status in statuses.items()],
             )
+            changes = await self._state_changed(db, project_id, state)
             await db.execute(
                 "UPDATE projects SET stage=?, stage_ready=1 WHERE id=?", (stage, project_id)
             )
+            return changes
+
+    async def _state_changed(
+        self, db: Database, project_id: str, state: tuple[ProjectState, str] | None
+    ) -> bool:
+        """In a transaction: put the project in ``state`` if allowed; whether it changed."""
+        if state is None:
+            return False
+        async with db.execute("SELECT state FROM projects WHERE id=?", (project_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None or state[0] not in TRANSITIONS[ProjectState(row[0])]:
+            return False
+        await db.execute(
+            "UPDATE projects SET state=?, state_reason=?, updated_at=? WHERE id=?",
+            (state[0].value, state[1], time.time(), project_id),
+        )
+        return True
 
     async def end_stage(
         self, project_id: str, stage: str, following: str, output: dict[str, Any]
@@ -353,15 +375,7 @@ class SqliteStore:
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``."""
         async with self._tx() as db:
-            async with db.execute("SELECT state FROM projects WHERE id=?", (project_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None or state not in TRANSITIONS[ProjectState(row[0])]:
-                return False
-            await db.execute(
-                "UPDATE projects SET state=?, state_reason=?, updated_at=? WHERE id=?",
-                (state.value, reason, time.time(), project_id),
-            )
-            return True
+            return await self._state_changed(db, project_id, (state, reason))
 
     async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
         """See ``Store.remember_answer``."""
