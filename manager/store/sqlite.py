@@ -184,10 +184,11 @@ class SqliteStore:
                 (ids.new_object_id(), ids.OBSERVATORY, user, now),
             )
             async with db.execute(
-                "SELECT id FROM applications WHERE user=? AND name=?", (user, ids.OBSERVATORY)
+                "SELECT id, services FROM applications WHERE user=? AND name=?",
+                (user, ids.OBSERVATORY),
             ) as cur:
                 row = await cur.fetchone()
-            observatory_id = str(row[0]) if row else ""
+            observatory_id, observed = (str(row[0]), int(row[1])) if row else ("", 0)
             project_id = ids.new_object_id()
             name = ids.project_app_name(request_id)
             await db.execute(
@@ -221,9 +222,34 @@ class SqliteStore:
                 observer_config,
                 now,
             )
-        view = await self.project(project_id)
-        if view is None:
-            raise StoreError(f"project {project_id} vanished after creation")
+        # What `project` would read back now, built from what was just written.
+        apps = [
+            AppView(id=observatory_id, name=ids.OBSERVATORY, user=user, services=observed + 1),
+            AppView(id=project_id, name=name, user=user, services=0),
+        ]
+        view = ProjectView(
+            id=project_id,
+            name=name,
+            user=user,
+            state=ProjectState.STARTING,
+            sla_name=sla_name,
+            request_id=request_id,
+            host=host,
+            created_at=now,
+            updated_at=now,
+            apps=sorted(apps, key=lambda a: a.id),
+            services=[
+                ServiceView(
+                    id=observer.id,
+                    name=observer.name,
+                    kind=observer.kind,
+                    app_id=observatory_id,
+                    app_name=ids.OBSERVATORY,
+                    project_id=project_id,
+                    instances=[Instance(index=0, status=InstanceStatus.REQUESTED)],
+                )
+            ],
+        )
         return NewProject(view, observer)
 
     async def _insert_service(
