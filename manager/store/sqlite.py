@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import ids
+from core.aio import others_ready
 from core.errors import StoreError
 from core.sqlite import Database, open_db
 from manager.store.interface import NewProject, NewService, Progress
@@ -51,16 +52,6 @@ CREATE TRIGGER IF NOT EXISTS services_counted_in AFTER INSERT ON services BEGIN
 CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
     UPDATE applications SET services = services - 1 WHERE id = OLD.app_id; END;
 """
-
-
-def _others_ready() -> bool:
-    """Whether other callbacks or tasks wait to run in this turn of the event loop.
-
-    asyncio has no public way to ask; its loop keeps them in ``_ready``. Without it,
-    (another loop implementation) every transaction commits at once, without grouping.
-    """
-    ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    return bool(ready)
 
 
 class SqliteStore:
@@ -123,7 +114,7 @@ class SqliteStore:
                     raise
                 if not first:
                     await self._db.execute("RELEASE tx")
-                elif _others_ready():
+                elif others_ready():  # without a way to ask: commit at once
                     asyncio.get_running_loop().call_soon(self._commit)
                 else:
                     self._commit_now()
