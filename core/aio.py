@@ -21,3 +21,13 @@ async def race(*awaitables: Awaitable[Any]) -> list[asyncio.Future[Any]]:
             future.cancel()
         await asyncio.gather(*futures, return_exceptions=True)
     return futures
+
+
+def others_ready() -> bool:
+    """Whether other callbacks or tasks wait to run in this turn of the event loop.
+
+    asyncio has no public way to ask; its loop keeps them in ``_ready``. Without it
+    (another loop implementation) the answer is ``False``: callers then act at once.
+    """
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return bool(ready)

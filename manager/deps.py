@@ -15,6 +15,7 @@ from manager.pipeline import PIPELINE, Pipeline, Settings
 from manager.store.interface import Store
 from protocol.events import Event
 from runtimes.base import Runtime
+from slas import ProjectSLA
 
 MANAGER = "manager"
 
@@ -152,3 +153,6 @@ class Deps:
     repo_roots: tuple[Path, ...] | None = None
     locks: ProjectLocks = field(default_factory=ProjectLocks)
     liveness: Liveness = field(default_factory=Liveness)
+    # The validated SLAs of recent projects (an SLA never changes), so that a start
+    # validates its SLA once, not again for each stage: see ``handlers.project_sla``.
+    slas: dict[str, ProjectSLA] = field(default_factory=dict)

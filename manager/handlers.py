@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from core.errors import DeployError, FlopsError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
-from manager.lifecycle import fail, own_project, set_state, undeploy
+from manager.lifecycle import fail, own_project, set_state, state_entered, undeploy
 from manager.pipeline import Stage, StageInput, Want
 from manager.store.interface import NewService, Progress
 from protocol.events import Event, event_id
@@ -88,8 +88,11 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
     A repeated request id returns the project it made (finishing its observer if a crash
     interrupted it); nothing is left behind when the observer cannot be deployed.
     """
-    check_repository(validate_sla(user, req), deps.repo_roots)
+    sla = validate_sla(user, req)
+    check_repository(sla, deps.repo_roots)
     existing, observer = await _made_for(user, req, deps)
+    if observer is not None:  # made now from this SLA (a repeated request id may differ)
+        _remember_sla(existing.id, sla, deps)
     if mine(existing, deps):
         async with deps.locks.hold(existing.id):
             if observer is not None:
@@ -207,9 +210,27 @@ async def advance(project_id: str, deps: Deps, known: ProjectView | None = None)
             await end_stage(now, stage, {}, deps)
 
 
+SLAS_KEPT = 1024  # validated SLAs kept by project (Deps.slas), the oldest forgotten first
+
+
+def _remember_sla(project_id: str, sla: ProjectSLA, deps: Deps) -> None:
+    deps.slas[project_id] = sla
+    if len(deps.slas) > SLAS_KEPT:
+        del deps.slas[next(iter(deps.slas))]
+
+
+def project_sla(now: Progress, deps: Deps) -> ProjectSLA:
+    """The project's SLA, validated once per process: its start's, or the store's copy."""
+    sla = deps.slas.get(now.project_id)
+    if sla is None:
+        sla = parse_sla(now.sla, now.sla_name or now.project_id)
+        _remember_sla(now.project_id, sla, deps)
+    return sla
+
+
 def stage_input(now: Progress, deps: Deps) -> StageInput:
     """What a stage decides from."""
-    sla = parse_sla(now.sla, now.sla_name or now.project_id)
+    sla = project_sla(now, deps)
     settings = dataclasses.replace(deps.stages, heartbeat_interval=deps.service_deadline / 4)
     return StageInput(now.project_id, now.user, sla, now.outputs, settings)
 
@@ -263,9 +284,11 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
         if position in runs:
             # Emitted before anything else awaits, so it goes out ahead of the service's events.
             await _announce(now, want.kind.label, spec.id, runs[position], deps)
-    if stage.state is not None:
-        await set_state(now.project_id, now.user, stage.state, f"stage {stage.name}", deps)
-    await deps.store.stage_deployed(now.project_id, stage.name, statuses)
+    # The stage's state and its readiness in one write; the log hears of the state after.
+    state = None if stage.state is None else (stage.state, f"stage {stage.name}")
+    if await deps.store.stage_deployed(now.project_id, stage.name, statuses, state):
+        assert state is not None  # noqa: S101 - a state changes only when one is given
+        await state_entered(now.project_id, now.user, *state, deps)
 
 
 async def _active_clusters(runtime: Clusters) -> tuple[str, ...]:

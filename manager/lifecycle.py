@@ -55,6 +55,14 @@ async def set_state(
     """Put the project in ``state`` (if allowed) and tell its log; say whether it changed."""
     if not await deps.store.set_state(project_id, state, reason):
         return False
+    await state_entered(project_id, user, state, reason, deps)
+    return True
+
+
+async def state_entered(
+    project_id: str, user: str, state: ProjectState, reason: str, deps: Deps
+) -> None:
+    """Tell the project's log that it entered ``state`` (the store says so already)."""
     await deps.emit(
         user,
         Event(
@@ -68,7 +76,6 @@ async def set_state(
             state=state,
         ),
     )
-    return True
 
 
 STATE_TEXT = {

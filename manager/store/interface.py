@@ -91,9 +91,17 @@ class Store(Protocol):
         """Where a project stands (see ``Progress``)."""
 
     async def stage_deployed(
-        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
-    ) -> None:
-        """The services of ``stage`` are deployed with ``statuses`` (by service id): it is ready."""
+        self,
+        project_id: str,
+        stage: str,
+        statuses: dict[str, InstanceStatus],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> bool:
+        """The services of ``stage`` are deployed with ``statuses`` (by service id): it is ready.
+
+        With ``state`` (a state and its reason) the project enters that state in the same
+        write, if the transition is allowed; says whether it did (``False`` without one).
+        """
 
     async def end_stage(
         self, project_id: str, stage: str, following: str, output: dict[str, Any]

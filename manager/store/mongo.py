@@ -68,6 +68,13 @@ def _translated(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
 _UndoSteps = list[Callable[[], Awaitable[object]]]
 
 
+def _state_change(state: ProjectState, reason: str) -> tuple[Doc, Doc]:
+    """The condition that the project may enter ``state``, and the fields that say it did."""
+    sources = [s.value for s, targets in TRANSITIONS.items() if state in targets]
+    changes = {"state": state.value, "state_reason": reason, "updated_at": time.time()}
+    return {"state": {"$in": sources}}, changes
+
+
 async def _undo(steps: _UndoSteps) -> None:
     """Take back the writes of a half-done operation, newest first; failures are logged."""
     for step in reversed(steps):
@@ -275,18 +282,30 @@ class MongoStore:
 
     @_translated
     async def stage_deployed(
-        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
-    ) -> None:
-        """See ``Store.stage_deployed``: the statuses first, then the stage.
+        self,
+        project_id: str,
+        stage: str,
+        statuses: dict[str, InstanceStatus],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> bool:
+        """See ``Store.stage_deployed``: the statuses first, then the stage (and state).
 
         A crash between them leaves the stage not ready; it is then deployed again, which
-        is safe (deploys are idempotent).
+        is safe (deploys are idempotent). The state changes in the stage's own update, on
+        the same condition as ``set_state``; if it may not, the stage is recorded alone.
         """
         for service_id, status in statuses.items():
             await self._services.update_one({"_id": service_id}, {"$set": {"status": status.value}})
-        await self._projects.update_one(
-            {"_id": project_id}, {"$set": {"stage": stage, "stage_ready": True}}
-        )
+        ready = {"stage": stage, "stage_ready": True}
+        if state is not None:
+            allowed, changes = _state_change(*state)
+            result = await self._projects.update_one(
+                {"_id": project_id, **allowed}, {"$set": {**ready, **changes}}
+            )
+            if result.matched_count == 1:
+                return True
+        await self._projects.update_one({"_id": project_id}, {"$set": ready})
+        return False
 
     @_translated
     async def end_stage(
@@ -312,11 +331,8 @@ class MongoStore:
     @_translated
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``; one conditional update, so concurrent changes cannot race."""
-        sources = [s.value for s, targets in TRANSITIONS.items() if state in targets]
-        result = await self._projects.update_one(
-            {"_id": project_id, "state": {"$in": sources}},
-            {"$set": {"state": state.value, "state_reason": reason, "updated_at": time.time()}},
-        )
+        allowed, changes = _state_change(state, reason)
+        result = await self._projects.update_one({"_id": project_id, **allowed}, {"$set": changes})
         return result.matched_count == 1
 
     @_translated

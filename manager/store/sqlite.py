@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core import ids
+from core.aio import others_ready
 from core.errors import StoreError
 from core.sqlite import Database, open_db
 from manager.store.interface import NewProject, NewService, Progress
@@ -51,16 +52,6 @@ CREATE TRIGGER IF NOT EXISTS services_counted_in AFTER INSERT ON services BEGIN
 CREATE TRIGGER IF NOT EXISTS services_counted_out AFTER DELETE ON services BEGIN
     UPDATE applications SET services = services - 1 WHERE id = OLD.app_id; END;
 """
-
-
-def _others_ready() -> bool:
-    """Whether other callbacks or tasks wait to run in this turn of the event loop.
-
-    asyncio has no public way to ask; its loop keeps them in ``_ready``. Without it,
-    (another loop implementation) every transaction commits at once, without grouping.
-    """
-    ready = getattr(asyncio.get_running_loop(), "_ready", None)
-    return bool(ready)
 
 
 class SqliteStore:
@@ -123,7 +114,7 @@ class SqliteStore:
                     raise
                 if not first:
                     await self._db.execute("RELEASE tx")
-                elif _others_ready():
+                elif others_ready():  # without a way to ask: commit at once
                     asyncio.get_running_loop().call_soon(self._commit)
                 else:
                     self._commit_now()
@@ -184,10 +175,11 @@ class SqliteStore:
                 (ids.new_object_id(), ids.OBSERVATORY, user, now),
             )
             async with db.execute(
-                "SELECT id FROM applications WHERE user=? AND name=?", (user, ids.OBSERVATORY)
+                "SELECT id, services FROM applications WHERE user=? AND name=?",
+                (user, ids.OBSERVATORY),
             ) as cur:
                 row = await cur.fetchone()
-            observatory_id = str(row[0]) if row else ""
+            observatory_id, observed = (str(row[0]), int(row[1])) if row else ("", 0)
             project_id = ids.new_object_id()
             name = ids.project_app_name(request_id)
             await db.execute(
@@ -221,9 +213,34 @@ class SqliteStore:
                 observer_config,
                 now,
             )
-        view = await self.project(project_id)
-        if view is None:
-            raise StoreError(f"project {project_id} vanished after creation")
+        # What `project` would read back now, built from what was just written.
+        apps = [
+            AppView(id=observatory_id, name=ids.OBSERVATORY, user=user, services=observed + 1),
+            AppView(id=project_id, name=name, user=user, services=0),
+        ]
+        view = ProjectView(
+            id=project_id,
+            name=name,
+            user=user,
+            state=ProjectState.STARTING,
+            sla_name=sla_name,
+            request_id=request_id,
+            host=host,
+            created_at=now,
+            updated_at=now,
+            apps=sorted(apps, key=lambda a: a.id),
+            services=[
+                ServiceView(
+                    id=observer.id,
+                    name=observer.name,
+                    kind=observer.kind,
+                    app_id=observatory_id,
+                    app_name=ids.OBSERVATORY,
+                    project_id=project_id,
+                    instances=[Instance(index=0, status=InstanceStatus.REQUESTED)],
+                )
+            ],
+        )
         return NewProject(view, observer)
 
     async def _insert_service(
@@ -305,17 +322,39 @@ class SqliteStore:
             await db.execute("UPDATE services SET status=? WHERE id=?", (status.value, service_id))
 
     async def stage_deployed(
-        self, project_id: str, stage: str, statuses: dict[str, InstanceStatus]
-    ) -> None:
-        """See ``Store.stage_deployed``."""
+        self,
+        project_id: str,
+        stage: str,
+        statuses: dict[str, InstanceStatus],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> bool:
+        """See ``Store.stage_deployed``: one transaction, the state change included."""
         async with self._tx() as db:
             await db.executemany(
                 "UPDATE services SET status=? WHERE id=?",
                 [(status.value, sid) for sid, status in statuses.items()],
             )
+            changes = await self._state_changed(db, project_id, state)
             await db.execute(
                 "UPDATE projects SET stage=?, stage_ready=1 WHERE id=?", (stage, project_id)
             )
+            return changes
+
+    async def _state_changed(
+        self, db: Database, project_id: str, state: tuple[ProjectState, str] | None
+    ) -> bool:
+        """In a transaction: put the project in ``state`` if allowed; whether it changed."""
+        if state is None:
+            return False
+        async with db.execute("SELECT state FROM projects WHERE id=?", (project_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None or state[0] not in TRANSITIONS[ProjectState(row[0])]:
+            return False
+        await db.execute(
+            "UPDATE projects SET state=?, state_reason=?, updated_at=? WHERE id=?",
+            (state[0].value, state[1], time.time(), project_id),
+        )
+        return True
 
     async def end_stage(
         self, project_id: str, stage: str, following: str, output: dict[str, Any]
@@ -353,15 +392,7 @@ class SqliteStore:
     async def set_state(self, project_id: str, state: ProjectState, reason: str) -> bool:
         """See ``Store.set_state``."""
         async with self._tx() as db:
-            async with db.execute("SELECT state FROM projects WHERE id=?", (project_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None or state not in TRANSITIONS[ProjectState(row[0])]:
-                return False
-            await db.execute(
-                "UPDATE projects SET state=?, state_reason=?, updated_at=? WHERE id=?",
-                (state.value, reason, time.time(), project_id),
-            )
-            return True
+            return await self._state_changed(db, project_id, (state, reason))
 
     async def remember_answer(self, user: str, request_id: str, answer: dict[str, Any]) -> None:
         """See ``Store.remember_answer``."""

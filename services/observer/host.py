@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from core.aio import others_ready
 from core.errors import StoreError
 from core.logs import Throttle, shown
 from mqtt.link import Inbound, Link
@@ -149,8 +150,10 @@ class ObserverHost:
             batch = [await self._queue.get()]
             # The client reads one packet per turn of the event loop, and a packet takes two
             # turns to reach this queue: while the queue keeps growing, give it turns, so a
-            # burst becomes one transaction instead of one per event.
-            idle = 0
+            # burst becomes one transaction instead of one per event. An event of this
+            # process alone, with nothing else to run, is written at once (a lone start).
+            lone = batch[0].failed is not None and self._queue.empty() and not others_ready()
+            idle = IDLE_TURNS if lone else 0
             while idle < IDLE_TURNS and self._queue.qsize() < BATCH:
                 waiting = self._queue.qsize()
                 await asyncio.sleep(0)

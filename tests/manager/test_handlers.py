@@ -15,7 +15,7 @@ from protocol.events import Event
 from protocol.messages import CreateProject, ListApps, ListProjects, ShowProject
 from protocol.states import InstanceStatus, ProjectState
 from services.spec import ServiceSpec
-from slas import bundled_dir
+from slas import ProjectSLA, bundled_dir, parse_sla
 
 SLA: dict[str, Any] = json.loads((bundled_dir() / "mnist_sklearn_small.json").read_text())
 
@@ -98,6 +98,30 @@ async def test_advance_creates_and_announces_the_builder(deps: Deps) -> None:
     assert texts == ["New Builder service created & deployed", "Project is BUILDING: stage build"]
     await handlers.advance(view.id, deps)  # repeating is harmless
     assert len(deps.events) == 2  # type: ignore[attr-defined]
+
+
+async def test_a_start_validates_its_sla_once_and_a_repeat_keeps_the_first(
+    deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def counted(raw: dict[str, Any], source: str) -> ProjectSLA:
+        calls.append(source)
+        return parse_sla(raw, source)
+
+    monkeypatch.setattr(handlers, "parse_sla", counted)
+    view = await handlers.create_project("Admin", request(), deps)
+    await handlers.advance(view.id, deps, view)
+    assert len(calls) == 1  # the request's; the stage used the same validated SLA
+    first = deps.slas[view.id]
+    # A repeated request id with another SLA gets the project made; its SLA stays the first.
+    await handlers.create_project("Admin", request(view.request_id, verbose=False), deps)
+    assert deps.slas[view.id] is first
+    deps.slas.clear()  # another process, or forgotten: read from the store once, then kept
+    now = await deps.store.progress(view.id)
+    assert now is not None
+    assert handlers.project_sla(now, deps) == first == handlers.project_sla(now, deps)
+    assert len(calls) == 3
 
 
 async def test_a_repeated_request_id_returns_the_same_project(deps: Deps) -> None:

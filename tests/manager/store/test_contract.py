@@ -294,6 +294,31 @@ async def test_a_deployed_stage_records_its_statuses_and_is_ready(store: Store) 
     assert [s.instances[0].status for s in other_view.services] == [InstanceStatus.REQUESTED]
 
 
+async def test_a_deployed_stage_enters_its_state_in_the_same_write_if_allowed(
+    store: Store,
+) -> None:
+    pid = (await new_project(store)).project.id
+    assert await store.stage_deployed(pid, "build", {}, (ProjectState.BUILDING, "stage build"))
+    view, now = await store.project(pid), await store.progress(pid)
+    assert view is not None and now is not None
+    assert (view.state, view.state_reason, now.stage, now.ready) == (
+        ProjectState.BUILDING,
+        "stage build",
+        "build",
+        True,
+    )
+    await store.set_state(pid, ProjectState.FAILED, "broken")
+    # Not allowed from FAILED: the stage is still recorded, the state stays.
+    assert not await store.stage_deployed(pid, "train", {}, (ProjectState.TRAINING, "x"))
+    now = await store.progress(pid)
+    assert now is not None and (now.state, now.stage, now.ready) == (
+        ProjectState.FAILED,
+        "train",
+        True,
+    )
+    assert not await store.stage_deployed(pid, "train", {})
+
+
 async def test_a_stage_ends_once_with_its_output_and_the_last_leaves_nothing_to_do(
     store: Store,
 ) -> None:
