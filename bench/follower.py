@@ -17,7 +17,7 @@ import contextlib
 import time
 
 from bench import bare, starts
-from bench.harness import FLOPS, USER, Mode, Row, Stack, ms, percentile
+from bench.harness import FLOPS, USER, Mode, Row, Stack, bare_rows, ms, percentile
 from bench.paho import Publisher
 from mqtt.link import BrokerAddress
 from mqtt.requester import session
@@ -116,14 +116,5 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
         if q == 50:
             row.met = row.ratio is not None and row.ratio <= 3
         rows.append(row)
-    for name, values in baseline.items():
-        rows.append(
-            Row(
-                SCENARIO,
-                f"bare publish to subscriber p50 / p99, {name}",
-                ms(percentile(values, 50)),
-                "ms",
-                note=f"p99 {ms(percentile(values, 99))} ms; {len(values)} messages",
-            )
-        )
+    rows += bare_rows(SCENARIO, "bare publish to subscriber", baseline, "messages")
     return rows

@@ -102,6 +102,20 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+def bare_rows(scenario: str, what: str, samples: dict[str, list[float]], unit: str) -> list[Row]:
+    """One row per bare baseline: ``<what> p50 / p99, <client>``, p50 in ms, p99 in the note."""
+    return [
+        Row(
+            scenario,
+            f"{what} p50 / p99, {name}",
+            ms(percentile(values, 50)),
+            "ms",
+            note=f"p99 {ms(percentile(values, 99))} ms; {len(values)} {unit}",
+        )
+        for name, values in samples.items()
+    ]
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of ``pid`` in MiB from /proc/<pid>/status (0 if it is gone)."""
     try:

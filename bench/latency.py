@@ -15,7 +15,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from bench import bare, starts
-from bench.harness import CONTROL_PLANE, USER, Mode, Row, Stack, ms, percentile
+from bench.harness import CONTROL_PLANE, USER, Mode, Row, Stack, bare_rows, ms, percentile
 from mqtt.requester import session
 
 SCENARIO = "start latency"
@@ -101,16 +101,7 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
             "starts ran (clock ticks: coarse per chunk, fine over the run)",
         )
     )
-    for name, values in got.bare.items():
-        rows.append(
-            Row(
-                SCENARIO,
-                f"bare round trip p50 / p99, {name}",
-                ms(percentile(values, 50)),
-                "ms",
-                note=f"p99 {ms(percentile(values, 99))} ms; {len(values)} round trips",
-            )
-        )
+    rows += bare_rows(SCENARIO, "bare round trip", got.bare, "round trips")
     for q in (50, 99):
         rows.append(
             Row(
