@@ -6,6 +6,7 @@ Callers hold the project's lock (``Deps.locks``) around anything that changes a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -36,17 +37,34 @@ async def undeploy(spec: ServiceSpec, deps: Deps, status: InstanceStatus, purge:
         await deps.store.set_instance_status(spec.id, status)
 
 
+async def undeploy_all(
+    specs: list[ServiceSpec], deps: Deps, status: InstanceStatus, purge: bool
+) -> None:
+    """``undeploy`` each at once: a stop waits for the slowest service, not for their sum.
+
+    A service process gets a grace period to drain after SIGTERM; one after the other, ten
+    learners could keep ``flops stop`` from answering within the CLI's timeout. Every one
+    is tried; the first failure, if any, is raised after all have ended.
+    """
+    results = await asyncio.gather(
+        *(undeploy(spec, deps, status, purge) for spec in specs), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 def _kind(spec: ServiceSpec) -> ServiceKind[Any] | None:
     return KINDS.get(spec.kind)
 
 
 async def _project_services(project_id: str, deps: Deps) -> list[ServiceSpec]:
     """The services of the project's own application (not its observer in the observatory)."""
-    return [
-        s
-        for s in await deps.store.project_services(project_id)
-        if (kind := _kind(s)) is None or not kind.in_observatory
-    ]
+    return _own(await deps.store.project_services(project_id))
+
+
+def _own(services: list[ServiceSpec]) -> list[ServiceSpec]:
+    return [s for s in services if (kind := _kind(s)) is None or not kind.in_observatory]
 
 
 async def set_state(
@@ -112,9 +130,8 @@ async def fail(
 async def undeploy_others(project_id: str, source: str, deps: Deps) -> None:
     """Undeploy the project's services except ``source`` (which reported its failure)."""
     async with deps.locks.hold(project_id):
-        for spec in await _project_services(project_id, deps):
-            if spec.name != source:
-                await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+        others = [s for s in await _project_services(project_id, deps) if s.name != source]
+        await undeploy_all(others, deps, InstanceStatus.UNDEPLOYED, purge=False)
 
 
 async def service_failed(spec: ServiceSpec, deps: Deps) -> None:
@@ -135,8 +152,8 @@ async def stop_project(user: str, req: StopProject, deps: Deps) -> ProjectView:
     """Undeploy the project's services (not its observer: the log stays readable)."""
     view = await own_project(user, req.project_id, deps)
     async with deps.locks.hold(view.id):
-        for spec in await _project_services(view.id, deps):
-            await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
+        services = await _project_services(view.id, deps)
+        await undeploy_all(services, deps, InstanceStatus.UNDEPLOYED, purge=False)
         await set_state(view.id, user, ProjectState.STOPPED, f"stopped by {user}", deps)
     return await own_project(user, req.project_id, deps)
 
@@ -149,8 +166,10 @@ async def delete_project(user: str, req: DeleteProject, deps: Deps) -> Deleted:
     view = await own_project(user, req.project_id, deps)
     async with deps.locks.hold(view.id):
         services = await deps.store.project_services(view.id)
-        for spec in services:
-            await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=True)
+        own = _own(services)
+        await undeploy_all(own, deps, InstanceStatus.UNDEPLOYED, purge=True)
+        rest = [s for s in services if s not in own]  # its observer, once the others are gone
+        await undeploy_all(rest, deps, InstanceStatus.UNDEPLOYED, purge=True)
         await deps.store.delete_project(view.id)
     remaining = {a.id for a in await deps.store.apps(user)}
     removed = [a.id for a in view.apps if a.id not in remaining]

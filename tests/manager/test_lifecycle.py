@@ -1,17 +1,20 @@
 """Stop, delete, failure and the watchdog, without a broker."""
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.errors import DeployError
 from manager import handlers, lifecycle
 from manager.deps import Deps, Liveness, RefusedError
 from manager.store.sqlite import SqliteStore
 from protocol.events import Event
 from protocol.messages import CreateProject, DeleteProject, StopProject
 from protocol.states import InstanceStatus, ProjectState
+from services.spec import ServiceSpec
 from slas import bundled_dir
 from tests.manager.test_handlers import RecordingRuntime
 
@@ -145,3 +148,33 @@ async def test_the_host_stops_what_another_replica_stopped_or_deleted(deps: Deps
     # The stopped project's builder; the deleted project's builder and observer, with its log.
     assert sorted(runtime.undeployed) == [("builder", False), ("builder", True), ("observer", True)]
     assert await lifecycle.reconcile(deps, [s for s in running if s.project_id == kept]) == 0
+
+
+class MeetingRuntime(RecordingRuntime):
+    """Each undeploy ends only once all ``expected`` are in progress (sequential would hang)."""
+
+    def __init__(self, expected: int, failing: str = "") -> None:
+        super().__init__()
+        self.expected, self.failing = expected, failing
+        self.entered = 0
+        self.all_in = asyncio.Event()
+
+    async def undeploy(self, spec: ServiceSpec, *, purge: bool = False) -> None:
+        self.entered += 1
+        if self.entered == self.expected:
+            self.all_in.set()
+        await self.all_in.wait()
+        if spec.kind == self.failing:
+            raise DeployError(f"{spec.name} would not stop")
+        await super().undeploy(spec, purge=purge)
+
+
+async def test_services_are_undeployed_at_once_and_every_one_is_tried(deps: Deps) -> None:
+    pid = await started(deps)
+    services = await deps.store.project_services(pid)
+    assert len(services) == 2  # the observer and the builder
+    deps.runtime = MeetingRuntime(len(services), failing="observer")
+    async with asyncio.timeout(30):  # one after the other, the first would wait for ever
+        with pytest.raises(DeployError, match="would not stop"):
+            await lifecycle.undeploy_all(services, deps, InstanceStatus.UNDEPLOYED, purge=False)
+    assert deps.runtime.undeployed == [("builder", False)]
