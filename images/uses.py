@@ -43,9 +43,18 @@ def record_use(data_dir: Path, project: str, user: str, names: Sequence[str]) ->
         raise ValueError(f"project id {project!r} cannot name a file")
     folder = uses_dir(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    known = next((u.names for u in read_uses(data_dir) if u.project == project), ())
+    path = folder / f"{project}.json"
+    try:
+        known = _read(path).names
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or one being replaced
+        known = ()
     merged = list(dict.fromkeys([*known, *names]))
-    write_json(folder / f"{project}.json", {"project": project, "user": user, "names": merged})
+    write_json(path, {"project": project, "user": user, "names": merged})
+
+
+def _read(path: Path) -> Use:
+    raw = json.loads(path.read_text())
+    return Use(str(raw["project"]), str(raw["user"]), tuple(map(str, raw["names"])))
 
 
 def read_uses(data_dir: Path) -> list[Use]:
@@ -54,8 +63,7 @@ def read_uses(data_dir: Path) -> list[Use]:
     found = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            raw = json.loads(path.read_text())
-            found.append(Use(str(raw["project"]), str(raw["user"]), tuple(map(str, raw["names"]))))
+            found.append(_read(path))
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
