@@ -1,7 +1,7 @@
 """The MQTT connection of a long-running FLOps process.
 
-One ``Link`` per process, passed down, never global. It connects with TCP_NODELAY and a
-persistent session, reconnects with backoff (aiomqtt 2.x does not), subscribes again after
+One ``Link`` per process, passed down, never global. It connects (``mqtt.client``, with
+TCP_NODELAY) with a persistent session, reconnects with backoff, subscribes again after
 every connect, routes each message to every matching handler, and acknowledges a QoS 1
 message only after all of them are done with it (manual acks): a crash before that means
 the broker delivers it again.
@@ -14,24 +14,27 @@ import contextlib
 import logging
 import socket
 import ssl
-import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar, cast
 
 import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
 from pydantic import BaseModel
 
 from core.aio import race
 from core.errors import BrokerError
 from core.logs import shown
+from mqtt.client import Connection, MqttError, Options, connect
+from mqtt.wire import Publish
 from protocol import codec, topics
 
 log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 M = TypeVar("M", bound=BaseModel)
+QUEUE_HIGH = 10_000  # received messages waiting for dispatch before reading pauses
+QUEUE_LOW = 1_000  # ... and reading resumes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,11 @@ def make_client(
     timeout: float = 10.0,
     credentials: Credentials | None = None,
 ) -> aiomqtt.Client:
-    """An aiomqtt client in MQTT 3.1.1 (so a 3.1.1-only broker works too) with TCP_NODELAY."""
+    """An aiomqtt client in MQTT 3.1.1 with TCP_NODELAY: a second, independent client.
+
+    Not the stack's (that is ``mqtt.client``): tests and the benchmark's baselines use it to
+    talk to the stack as any other client would.
+    """
     creds = credentials or Credentials()
     client = aiomqtt.Client(
         address.host,
@@ -172,11 +179,14 @@ class Link:
     credentials: Credentials | None = None
     persistent: bool = True
     _routes: list[_Route] = field(default_factory=list)
-    _client: aiomqtt.Client | None = None
+    _conn: Connection | None = None
     _connected: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
     _inflight: set[asyncio.Task[None]] = field(default_factory=set)
     _limit: asyncio.Semaphore = field(init=False)
+    _queue: deque[Inbound] = field(default_factory=deque)  # received, not yet dispatched
+    _wake: asyncio.Future[None] | None = None  # the dispatcher waits for a message
+    _paused: Connection | None = None  # reading paused: the queue is full
 
     def __post_init__(self) -> None:
         self._limit = asyncio.Semaphore(self.max_concurrent)
@@ -201,15 +211,14 @@ class Link:
         self._routes.append(_Route(topic_filter, subscription, handler, concurrent))
 
     def publish_nowait(self, topic: str | topics.Topic, payload: bytes) -> bool:
-        """Hand a QoS 0 message to the client without waiting; say whether it was queued.
+        """Hand a QoS 0 message to the connection without waiting; say whether it was queued.
 
         For derived streams whose readers recover gaps themselves (the live log).
         """
-        client = self._client
-        if client is None or not self._connected.is_set() or len(payload) > codec.MAX_PAYLOAD:
+        conn = self._conn
+        if conn is None or not self._connected.is_set() or len(payload) > codec.MAX_PAYLOAD:
             return False
-        info = client._client.publish(str(topic), payload, qos=0)  # noqa: SLF001 - see run()
-        return info.rc == paho.MQTT_ERR_SUCCESS
+        return conn.publish_nowait(str(topic), payload)
 
     async def publish(self, topic: str | topics.Topic, payload: bytes, *, qos: int = 1) -> None:
         """Publish and, for QoS 1, wait for the broker's acknowledgement; waits out reconnects.
@@ -228,12 +237,12 @@ class Link:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.5):
                         await self._connected.wait()
-            client = self._client
-            if client is None:
+            conn = self._conn
+            if conn is None:
                 continue
             try:
-                await client.publish(str(topic), payload, qos=qos)
-            except aiomqtt.MqttError as exc:
+                await conn.publish(str(topic), payload, qos=qos)
+            except MqttError as exc:
                 if self._stopping:
                     raise BrokerError(f"cannot publish to {self.address}: {exc}") from exc
                 log.warning("publish on %s failed (%s); retrying after reconnect", topic, exc)
@@ -261,58 +270,93 @@ class Link:
         without waiting for it: every publish that would wait for a connection fails at
         once, so a stack whose broker is gone still shuts down.
         """
-        client = make_client(
-            self.address, self.identifier, persistent=self.persistent, credentials=self.credentials
-        )
-        # aiomqtt does not expose manual acks; paho 2 does, on the client it wraps.
-        client._client.manual_ack_set(True)  # noqa: SLF001
-        _cork_writes(client._client)  # noqa: SLF001
-        _write_at_end_of_turn(client._client, asyncio.get_running_loop())  # noqa: SLF001
-        client.pending_calls_threshold = 10 * self.max_concurrent  # many publishes are normal
+        dispatcher = asyncio.create_task(self._dispatch())
         backoff = 0.1
-        while not stop.is_set():
-            try:
-                async with client:
-                    self._client = client
-                    for route in self._routes:
-                        await client.subscribe(route.subscription, qos=1)
+        try:
+            while not stop.is_set():
+                conn: Connection | None = None
+                try:
+                    attempt, _ = await race(self._connect(), stop.wait())
+                    if attempt.cancelled():
+                        break  # stopped while connecting
+                    conn = attempt.result()
+                    self._conn = conn
+                    if self._routes:
+                        await conn.subscribe([r.subscription for r in self._routes], 10.0)
                     self._connected.set()
                     log.info("connected to %s as %s", self.address, self.identifier)
                     backoff = 0.1
-                    await self._dispatch_until(client, stop)
+                    lost, _ = await race(_lost(conn), stop.wait())
+                    if not lost.cancelled():
+                        lost.result()  # raises MqttError: reconnect
+                    await _cancelled(dispatcher)  # read no more
                     self._stopping = True  # a publish fails from now on if the broker goes
                     await self._drain()
                     if drained is not None:
                         await drained()  # still connected: the last publishes go out
                         drained = None
-            except aiomqtt.MqttError as exc:
-                self._connected.clear()
-                if stop.is_set():
-                    break
-                log.warning(
-                    "broker %s: %s; reconnecting in %.1fs",
-                    self.address,
-                    explain(exc, self.address, self.credentials),
-                    backoff,
-                )
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(backoff):
-                        await stop.wait()
-                backoff = min(backoff * 2, 5.0)
-        self._connected.clear()
+                    await conn.close()
+                except MqttError as exc:
+                    self._connected.clear()
+                    if conn is not None:
+                        conn.abort()
+                    if stop.is_set():
+                        break
+                    log.warning(
+                        "broker %s: %s; reconnecting in %.1fs",
+                        self.address,
+                        explain(exc, self.address, self.credentials),
+                        backoff,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(backoff):
+                            await stop.wait()
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await _cancelled(dispatcher)
+            self._connected.clear()
         self._stopping = True
         await self._drain()
         if drained is not None:  # stopped while the broker was away
             await drained()
 
-    async def _dispatch_until(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        reader, _ = await race(self._read(client), stop.wait())
-        if not reader.cancelled() and reader.exception() is not None:
-            raise reader.exception()  # type: ignore[misc]  # an MqttError: reconnect
+    async def _connect(self) -> Connection:
+        creds = self.credentials or Credentials()
+        opts = Options(
+            self.identifier,
+            clean=not self.persistent,
+            username=creds.username,
+            password=creds.password,
+        )
+        return await connect(
+            self.address.host, self.address.port, opts, self._received, tls=creds.tls
+        )
 
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            inbound = _inbound(client, message)
+    def _received(self, conn: Connection, message: Publish) -> None:
+        """Queue a message for the dispatcher (called for each message as it is read)."""
+        ack = partial(conn.ack, message.packet_id) if message.qos else _nothing
+        self._queue.append(Inbound(message.topic, message.payload, message.qos, ack))
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
+        if len(self._queue) >= QUEUE_HIGH and self._paused is None:
+            conn.pause_reading()
+            self._paused = conn
+
+    async def _dispatch(self) -> None:
+        """Hand the received messages to their handlers, in arrival order."""
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            while not queue:
+                self._wake = loop.create_future()
+                await self._wake
+            inbound = queue.popleft()
+            if self._paused is not None and len(queue) <= QUEUE_LOW:
+                self._paused.resume_reading()
+                self._paused = None
             release = inbound.hold()
             for route in self._routes:
                 if not topics.matches(route.topic_filter, inbound.topic):
@@ -342,86 +386,22 @@ class Link:
             _, late = await asyncio.wait(late, timeout=1.0)
 
 
-def _cork_writes(client: paho.Client) -> None:
-    """Send the packets queued during one loop turn as one TCP transmission.
-
-    paho sends every queued packet with its own ``send``; with TCP_NODELAY each becomes a
-    segment of its own, and on loopback the sender pays for the receiver's wake-up too. A
-    batch of stored events queues one PUBACK and one live entry each: corked, the kernel
-    sends them together when the last one is written. Linux only (TCP_CORK).
-    """
-    cork = getattr(socket, "TCP_CORK", None)
-    if cork is None:
-        return
-    write = client.loop_write
-
-    def loop_write() -> MQTTErrorCode:
-        sock = client.socket()
-        if not isinstance(sock, socket.socket) or len(client._out_packet) < 2:  # noqa: SLF001
-            return write()
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
-        except OSError:
-            return write()
-        try:
-            return write()
-        finally:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, cork, 0)
-
-    client.loop_write = loop_write  # type: ignore[method-assign]
+def _nothing() -> None:
+    """The acknowledgement of a QoS 0 message."""
 
 
-def _write_at_end_of_turn(client: paho.Client, loop: asyncio.AbstractEventLoop) -> None:
-    """Write the packets queued in one turn of the loop once, at its end, without epoll.
-
-    aiomqtt answers paho's first queued packet by registering the socket for writability
-    (through ``call_soon_threadsafe``: a wake-up byte through the loop's self-pipe), waits
-    for epoll to report it writable, which it nearly always is, writes, and unregisters:
-    five system calls and a turn of the loop before every write. Here the first packet of
-    a turn schedules one (corked) write of all that the turn queued; only what the kernel
-    cannot take at once waits for writability.
-    """
-    loop_thread = threading.get_ident()  # Link.run runs in the loop's thread
-    scheduled = False
-    waiting = False  # the socket was full: a writer is registered
-
-    def flush() -> None:
-        nonlocal scheduled, waiting
-        scheduled = False
-        try:
-            client.loop_write()
-        except OSError as exc:  # the connection broke: its reader reports it
-            log.debug("write failed: %s", exc)
-            return
-        sock = client.socket()
-        if client.want_write() and sock is not None:
-            loop.add_writer(sock.fileno(), flush)
-            waiting = True
-
-    def register(_client: paho.Client, _userdata: object, _sock: object) -> None:
-        nonlocal scheduled
-        if scheduled:
-            return
-        scheduled = True
-        if threading.get_ident() == loop_thread:
-            loop.call_soon(flush)
-        else:  # paho connects from aiomqtt's executor thread
-            loop.call_soon_threadsafe(flush)
-
-    def unregister(_client: paho.Client, _userdata: object, sock: paho.SocketLike) -> None:
-        nonlocal waiting
-        if waiting:
-            waiting = False
-            fileno = sock.fileno()
-            if fileno > -1:
-                loop.remove_writer(fileno)
-
-    client.on_socket_register_write = register
-    client.on_socket_unregister_write = unregister
+async def _lost(conn: Connection) -> None:
+    """Return never: raise ``MqttError`` once the connection ends, however it ended."""
+    await conn.wait_closed()
+    raise MqttError("the broker closed the connection")
 
 
-def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials | None) -> str:
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def explain(exc: Exception, address: BrokerAddress, creds: Credentials | None) -> str:
     """One line on why a connection failed, in the user's terms."""
     text = str(exc)
     who = f"user {creds.username!r}" if creds and creds.username else "this client"
@@ -436,22 +416,6 @@ def explain(exc: aiomqtt.MqttError, address: BrokerAddress, creds: Credentials |
     if any(s in text for s in ("WRONG_VERSION_NUMBER", "record layer failure", "PROTOCOL")):
         return f"the broker at {address} does not speak TLS on this port ({text})"
     return f"cannot reach the MQTT broker at {address}: {text}"
-
-
-def _inbound(client: aiomqtt.Client, message: aiomqtt.Message) -> Inbound:
-    mid, qos = message.mid, message.qos
-    paho_client = client._client  # noqa: SLF001 - see Link.run
-
-    def ack() -> None:
-        if qos > 0:
-            rc = paho_client.ack(mid, qos)
-            if rc != paho.MQTT_ERR_SUCCESS:
-                log.debug("ack of %d not sent (%s); the broker will redeliver", mid, rc)
-
-    payload = (
-        message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
-    )
-    return Inbound(str(message.topic), payload, qos, ack)
 
 
 async def _run(handler: Handler, inbound: Inbound, done: Callable[[], None] | None) -> None:

@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import aiomqtt
 from pydantic import BaseModel
 
 from core.aio import race
 from core.errors import BrokerError, RemoteError, RequestTimeoutError
-from mqtt.link import BrokerAddress, Credentials, explain, make_client
+from mqtt.client import Connection, MqttError, Options, connect
+from mqtt.link import BrokerAddress, Credentials, explain
+from mqtt.wire import Publish
 from protocol import codec, topics
 from protocol.messages import ErrorBody, Reply, Request
 
@@ -56,50 +57,44 @@ class Session:
         self.client_id = "cli-" + uuid.uuid4().hex
         self.on_retry: Callable[[int], None] | None = None
         self._credentials = credentials
-        self._mqtt = make_client(
-            address, self.client_id, persistent=False, timeout=timeout, credentials=credentials
-        )
-        self._client: aiomqtt.Client | None = None  # set while connected
-        self._pump: asyncio.Task[None] | None = None
+        self._client: Connection | None = None  # set while connected
         self._lost = asyncio.Event()
+        self._reconnecting = asyncio.Lock()
         self._topics = [str(topics.reply(user, self.client_id))]
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
         self._streams: dict[str, asyncio.Queue[bytes]] = {}
-        # aiomqtt does not fail a SUBSCRIBE whose connection drops (a broker restarting just
-        # as we connect): without a bound it waits the whole request timeout; bounded, the
-        # reconnect loop tries again (seen once in a test restarting the broker mid-burst).
+        # A SUBSCRIBE whose connection silently stalls (a broker restarting just as we
+        # connect) must not wait the whole request timeout: bounded, the reconnect loop
+        # tries again (seen once in a test restarting the broker mid-burst).
         self._subscribe_timeout = min(timeout, SUBSCRIBE_TIMEOUT)
 
     async def connect(self) -> None:
-        """Connect (again) and subscribe to every topic this session follows.
-
-        The same aiomqtt client is re-entered on every reconnect, as ``mqtt.link`` does:
-        callbacks a lost connection left scheduled then belong to the same client, instead
-        of landing on a new client's socket that reused the file descriptor.
-        """
+        """Connect (again) and subscribe to every topic this session follows."""
         await self.close()
-        client = self._mqtt
+        creds = self._credentials or Credentials()
+        opts = Options(self.client_id, username=creds.username, password=creds.password)
         try:
-            await client.__aenter__()
+            client = await connect(
+                self.address.host,
+                self.address.port,
+                opts,
+                self._received,
+                tls=creds.tls,
+                timeout=self.timeout,
+            )
             self._client = client
-            for topic in self._topics:
-                await client.subscribe(topic, qos=1, timeout=self._subscribe_timeout)
-        except aiomqtt.MqttError as exc:
+            await client.subscribe(self._topics, self._subscribe_timeout)
+        except MqttError as exc:
             await self.close()
             raise BrokerError(explain(exc, self.address, self._credentials)) from exc
         self._lost.clear()
-        self._pump = asyncio.create_task(self._run_pump(client))
+        client.closed.add_done_callback(lambda _: self._gone(client))
 
     async def close(self) -> None:
-        """Stop pumping and disconnect."""
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
-            self._pump = None
-        if self._client is not None:
-            self._client = None
-            with contextlib.suppress(aiomqtt.MqttError):
-                await self._mqtt.__aexit__(None, None, None)
+        """Disconnect."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes]:
         """Subscribe to ``topic`` (again after reconnects); payloads arrive on the queue."""
@@ -107,7 +102,10 @@ class Session:
         self._streams[str(topic)] = queue
         self._topics.append(str(topic))
         if self._client is not None:
-            await self._client.subscribe(str(topic), qos=1, timeout=self._subscribe_timeout)
+            try:
+                await self._client.subscribe([str(topic)], self._subscribe_timeout)
+            except MqttError:
+                self._lost.set()  # next_message connects and subscribes again
         return queue
 
     async def next_message(self, queue: asyncio.Queue[bytes]) -> bytes | None:
@@ -191,10 +189,19 @@ class Session:
     async def _publish(self, topic: topics.Topic, message: Request) -> None:
         client = self._client
         if client is not None and not self._lost.is_set():
-            with contextlib.suppress(aiomqtt.MqttError):
+            with contextlib.suppress(MqttError):
                 await client.publish(str(topic), codec.encode(message), qos=1)
 
     async def _reconnect(self, deadline: float) -> None:
+        # Requests in flight on one session all see the loss: one of them reconnects, the
+        # others find it done (each connect closes the connection there was).
+        async with self._reconnecting:
+            client = self._client
+            if client is not None and client.is_open and not self._lost.is_set():
+                return
+            await self._connect_until(deadline)
+
+    async def _connect_until(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         pause = 0.1
         while True:
@@ -208,17 +215,20 @@ class Session:
             else:
                 return
 
-    async def _run_pump(self, client: aiomqtt.Client) -> None:
-        """Route incoming messages to waiting requests and subscribed queues."""
-        try:
-            async for message in client.messages:
-                payload = message.payload if isinstance(message.payload, bytes) else b""
-                queue = self._streams.get(str(message.topic))
-                if queue is not None:
-                    queue.put_nowait(payload)
-                    continue
-                self._deliver(payload)
-        except aiomqtt.MqttError as exc:
+    def _received(self, client: Connection, message: Publish) -> None:
+        """Route an incoming message to its waiting request or subscribed queue."""
+        if message.qos:
+            client.ack(message.packet_id)
+        queue = self._streams.get(message.topic)
+        if queue is not None:
+            queue.put_nowait(message.payload)
+        else:
+            self._deliver(message.payload)
+
+    def _gone(self, client: Connection) -> None:
+        """The connection ended: unless it was closed on purpose, the session lost it."""
+        if client is self._client:
+            exc = None if client.closed.cancelled() else client.closed.exception()
             log.debug("lost the broker at %s: %s", self.address, exc)
             self._lost.set()
 

@@ -131,10 +131,17 @@ def test_an_observer_killed_with_sigkill_fails_its_project_by_its_exit_status(
     # The observer is started again, so the log stays readable, with the failure in it.
     restarted = wait_until(lambda: service_processes(stack).get("observer"))
     assert restarted[0] != observer_pid
+    # The restarted observer gets the failure from its persistent session, just after it
+    # connected: the log may answer before that, so wait for the entry.
+    failure = f"Project failed: service {observer} failed"
     texts = wait_until(
-        lambda: [e["text"] for e in entries(stack, project_id)][-1:] or None, timeout=15
+        lambda: (
+            [t for t in [e["text"] for e in entries(stack, project_id)][-1:] if t == failure]
+            or None
+        ),
+        timeout=15,
     )
-    assert texts == [f"Project failed: service {observer} failed"]
+    assert texts == [failure]
     assert stack.stop() == 0
 
 
