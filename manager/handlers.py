@@ -103,6 +103,8 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
                 # Made just now, at step 0 with this one observer: the answer is the view
                 # just made with the observer's status, not a read of the store.
                 status = await _deploy_observer(existing.id, observer, deps, OBSERVER_EXPECTED)
+                if status is OBSERVER_EXPECTED:
+                    return existing  # made in that status already
                 return _with_status(existing, observer.id, status)
             await _ensure_observer(existing.id, deps)
     view = await deps.store.project(existing.id)
