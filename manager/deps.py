@@ -137,6 +137,14 @@ class Quotas:
             )
 
 
+Queue = Callable[[str, Event], "asyncio.Future[None] | None"]  # (user, event)
+
+
+def not_queued(_user: str, _event: Event) -> asyncio.Future[None] | None:
+    """The default ``Deps.queue``: no log in this process to queue for (``emit`` instead)."""
+    return None
+
+
 @dataclass
 class Deps:
     """What the handlers need: store, runtime, a way to emit events, and settings."""
@@ -156,3 +164,7 @@ class Deps:
     # The validated SLAs of recent projects (an SLA never changes), so that a start
     # validates its SLA once, not again for each stage: see ``handlers.project_sla``.
     slas: dict[str, ProjectSLA] = field(default_factory=dict)
+    # Queues one of the manager's own events for its project's log at once, without waiting
+    # for it to be stored (the future says when it is); None when that log is not in this
+    # process. So several events of one step are stored together: ``manager.told.Told``.
+    queue: Queue = not_queued

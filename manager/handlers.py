@@ -19,9 +19,10 @@ from urllib.parse import unquote, urlsplit
 from core.errors import DeployError, FlopsError, SLAError, StoreError
 from core.logs import shown
 from manager.deps import MANAGER, Deps, RefusedError
-from manager.lifecycle import fail, own_project, set_state, state_entered, undeploy
+from manager.lifecycle import fail, own_project, set_state, state_event, undeploy
 from manager.pipeline import Stage, StageInput, Want
 from manager.store.interface import NewService, Progress
+from manager.told import Told
 from protocol.events import Event, event_id
 from protocol.messages import (
     LIST_LIMIT,
@@ -43,6 +44,9 @@ from services.trmodel.facts import inference_url
 from slas import ProjectSLA, parse_sla
 
 log = logging.getLogger(__name__)
+# The observer's status as the project is made: what its deployment gives on the runtimes
+# that run it at once; corrected if its deployment gives another (``_deploy_observer``).
+OBSERVER_EXPECTED = InstanceStatus.RUNNING
 
 
 def validate_sla(user: str, req: CreateProject) -> ProjectSLA:
@@ -97,8 +101,10 @@ async def create_project(user: str, req: CreateProject, deps: Deps) -> ProjectVi
         async with deps.locks.hold(existing.id):
             if observer is not None:
                 # Made just now, at step 0 with this one observer: the answer is the view
-                # just read with the observer's new status, not a third read of the store.
-                status = await _deploy_observer(existing.id, observer, deps)
+                # just made with the observer's status, not a read of the store.
+                status = await _deploy_observer(existing.id, observer, deps, OBSERVER_EXPECTED)
+                if status is OBSERVER_EXPECTED:
+                    return existing  # made in that status already
                 return _with_status(existing, observer.id, status)
             await _ensure_observer(existing.id, deps)
     view = await deps.store.project(existing.id)
@@ -136,7 +142,7 @@ async def _made_for(
         try:
             async with deps.quotas.admit(user, deps.store) as made:
                 new = await deps.store.create_project(
-                    user, req.request_id, req.sla, req.sla_name, {}, deps.host
+                    user, req.request_id, req.sla, req.sla_name, {}, deps.host, OBSERVER_EXPECTED
                 )
                 made()
         except StoreError as exc:
@@ -173,8 +179,18 @@ async def _ensure_observer(project_id: str, deps: Deps) -> None:
             await _deploy_observer(project_id, spec, deps)
 
 
-async def _deploy_observer(project_id: str, spec: ServiceSpec, deps: Deps) -> InstanceStatus:
-    """Deploy the observer and record it; a project whose observer fails is removed."""
+async def _deploy_observer(
+    project_id: str,
+    spec: ServiceSpec,
+    deps: Deps,
+    written: InstanceStatus = InstanceStatus.REQUESTED,
+) -> InstanceStatus:
+    """Deploy the observer and record its status if not ``written`` already.
+
+    A project whose observer fails is removed. One whose deployment was cut short otherwise
+    (its log could not be written, a shutdown) is left REQUESTED, so that a repeated request
+    or the next start deploys it (``_ensure_observer``, the stack's restore).
+    """
     try:
         status = await deps.runtime.deploy(spec)
     except DeployError as exc:
@@ -182,7 +198,12 @@ async def _deploy_observer(project_id: str, spec: ServiceSpec, deps: Deps) -> In
         raise RefusedError(
             "deploy_failed", f"the observer service could not be deployed: {exc}"
         ) from exc
-    await deps.store.set_instance_status(spec.id, status)
+    except BaseException:
+        if written is not InstanceStatus.REQUESTED:
+            await deps.store.set_instance_status(spec.id, InstanceStatus.REQUESTED)
+        raise
+    if status is not written:
+        await deps.store.set_instance_status(spec.id, status)
     return status
 
 
@@ -238,6 +259,10 @@ def stage_input(now: Progress, deps: Deps) -> StageInput:
 async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> None:
     """Deploy the stage's services and announce each; a failed deploy fails the project.
 
+    Its services are recorded with its state in one write, then deployed, each announced
+    the moment it is; the stage counts as deployed once the log has stored what it was told
+    (``manager.told``). The state is decided before the deployments, so its entry goes to
+    the log with the announcements: the log hears of a state only after the store has it.
     A stage that cannot say what to deploy (an earlier stage's output is missing or wrong)
     fails the project with its reason too, as does a stage placed in the runtime's clusters
     when the runtime cannot name an active one.
@@ -260,17 +285,18 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
     ]
     statuses: dict[str, InstanceStatus] = {}
     runs = _runs(wants, [n.name for n in new])
-    specs = await deps.store.add_services(now.project_id, new)
-    for position, (want, spec) in enumerate(zip(wants, specs, strict=True)):
+    state = None if stage.state is None else (stage.state, f"stage {stage.name}")
+    entered = await deps.store.enter_stage(now.project_id, new, state)
+    told = Told(deps, now.user)
+    for position, (want, spec) in enumerate(zip(wants, entered.services, strict=True)):
         for number, line in enumerate(want.before):
-            await deps.emit(
-                now.user,
+            await told.tell(
                 Event(
                     event_id=event_id(spec.id, "before", str(number)),
                     project_id=now.project_id,
                     source=MANAGER,
                     text=line,
-                ),
+                )
             )
         if want.kind.watched:
             deps.liveness.deploy(spec.name)
@@ -278,17 +304,17 @@ async def enter(now: Progress, stage: Stage, given: StageInput, deps: Deps) -> N
             statuses[spec.id] = await deps.runtime.deploy(spec)
         except DeployError as exc:
             deps.liveness.forget(spec.name)
+            await told.stored()
             reason = f"the {want.kind.name} service could not be deployed: {exc}"
             await fail(now.project_id, now.user, reason, deps)
             return
         if position in runs:
-            # Emitted before anything else awaits, so it goes out ahead of the service's events.
-            await _announce(now, want.kind.label, spec.id, runs[position], deps)
-    # The stage's state and its readiness in one write; the log hears of the state after.
-    state = None if stage.state is None else (stage.state, f"stage {stage.name}")
-    if await deps.store.stage_deployed(now.project_id, stage.name, statuses, state):
-        assert state is not None  # noqa: S101 - a state changes only when one is given
-        await state_entered(now.project_id, now.user, *state, deps)
+            # Told before anything else awaits, so it goes out ahead of the service's events.
+            await _announce(now, want.kind.label, spec.id, runs[position], told)
+    if state is not None and entered.in_state:
+        await told.tell(state_event(now.project_id, *state))
+    await told.stored()
+    await deps.store.stage_deployed(now.project_id, stage.name, statuses)
 
 
 async def _active_clusters(runtime: Clusters) -> tuple[str, ...]:
@@ -315,21 +341,20 @@ def _runs(wants: list[Want], names: list[str]) -> dict[int, list[str]]:
     return runs
 
 
-async def _announce(now: Progress, label: str, first_id: str, names: list[str], deps: Deps) -> None:
+async def _announce(now: Progress, label: str, first_id: str, names: list[str], told: Told) -> None:
     """``New <label> service created & deployed``, then its instances' names if several."""
     lines = [f"New {label} service created & deployed"]
     if len(names) > 1:
         lines.append(f"{label} instances: {', '.join(names)}")
     for number, text in enumerate(lines):
         key = ("deployed",) if number == 0 else ("deployed", "instances")
-        await deps.emit(
-            now.user,
+        await told.tell(
             Event(
                 event_id=event_id(first_id, *key),
                 project_id=now.project_id,
                 source=MANAGER,
                 text=text,
-            ),
+            )
         )
 
 

@@ -81,18 +81,20 @@ async def state_entered(
     project_id: str, user: str, state: ProjectState, reason: str, deps: Deps
 ) -> None:
     """Tell the project's log that it entered ``state`` (the store says so already)."""
-    await deps.emit(
-        user,
-        Event(
-            event_id=event_id(project_id, state.value.lower()),
-            project_id=project_id,
-            source=MANAGER,
-            level=Level.ERROR if state is ProjectState.FAILED else Level.INFO,
-            text=STATE_TEXT.get(state, "Project is {state}: {reason}").format(
-                state=state.value, reason=reason
-            ),
-            state=state,
+    await deps.emit(user, state_event(project_id, state, reason))
+
+
+def state_event(project_id: str, state: ProjectState, reason: str) -> Event:
+    """The log entry that says the project entered ``state`` (one id per state)."""
+    return Event(
+        event_id=event_id(project_id, state.value.lower()),
+        project_id=project_id,
+        source=MANAGER,
+        level=Level.ERROR if state is ProjectState.FAILED else Level.INFO,
+        text=STATE_TEXT.get(state, "Project is {state}: {reason}").format(
+            state=state.value, reason=reason
         ),
+        state=state,
     )
 
 

@@ -124,6 +124,14 @@ async def _run_services(
             return
         await link.publish(topics.events(user, event.project_id), codec.encode(event))
 
+    def queue(user: str, event: Event) -> asyncio.Future[None] | None:
+        # The manager's own event, for a log this process keeps: queued for it at once. Not
+        # applied again: it reports what the manager's store holds already.
+        observers = backend.observers
+        if observers is not None and observers.hosts(event.project_id):
+            return observers.queue(user, event)
+        return None
+
     async def on_status(spec: ServiceSpec, status: InstanceStatus) -> None:
         log.info("service %s is now %s", spec.name, status)
         await store.set_instance_status(spec.id, status)
@@ -152,6 +160,7 @@ async def _run_services(
         quotas=Quotas(settings.max_live_projects, settings.max_starts_per_minute),
         repo_roots=settings.repo_roots(),
         pipeline=pipeline,
+        queue=queue,
     )
     requests = _requests_link(settings, wiring)
     manager = ManagerService(

@@ -35,6 +35,14 @@ class NewService:
 
 
 @dataclass(frozen=True, slots=True)
+class Entered:
+    """What ``Store.enter_stage`` wrote: the stage's services, and where the project stands."""
+
+    services: list[ServiceSpec]
+    in_state: bool  # the project is in the stage's state (moved now, or before a crash)
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     """Where a project stands, in one read: what ``manager.pipeline`` needs to carry it on.
 
@@ -68,11 +76,14 @@ class Store(Protocol):
         sla_name: str,
         observer_config: dict[str, Any],
         host: str = "",
+        observer_status: InstanceStatus = InstanceStatus.REQUESTED,
     ) -> NewProject:
         """Create a project atomically, with what its start needs first.
 
         Gets or creates the user's observatory, creates the project application, the
-        project (STARTING) and its observer service (REQUESTED).
+        project (STARTING) and its observer service (in ``observer_status``: the status its
+        deployment is expected to give, written now and corrected by the caller if it
+        differs, so that a start needs no write of its own for it).
         """
 
     async def delete_project(self, project_id: str) -> None:
@@ -80,6 +91,19 @@ class Store(Protocol):
 
     async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
         """Create services of a project at once; one that exists by name is returned as it is."""
+
+    async def enter_stage(
+        self,
+        project_id: str,
+        services: list[NewService],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> Entered:
+        """Add a stage's services (as ``add_services``) and enter its ``state``, in one write.
+
+        The state (and its reason) is entered if the transition is allowed; ``in_state``
+        says whether the project is in it now, entered now or earlier (a stage entered
+        again after a crash). The stage is not ready until ``stage_deployed``.
+        """
 
     async def set_instance_status(self, service_id: str, status: InstanceStatus) -> None:
         """Record the status of a service's instance 0."""

@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from core import ids
 from core.errors import StoreError
-from manager.store.interface import NewProject, NewService, Progress
+from manager.store.interface import Entered, NewProject, NewService, Progress
 from protocol.messages import AppView, ProjectView, ServiceView
 from protocol.states import FINAL, RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
 from services.kinds import OBSERVER
@@ -130,6 +130,7 @@ class MongoStore:
         sla_name: str,
         observer_config: dict[str, Any],
         host: str = "",
+        observer_status: InstanceStatus = InstanceStatus.REQUESTED,
     ) -> NewProject:
         """See ``Store.create_project``: app, observatory, observer, then the project last.
 
@@ -154,7 +155,7 @@ class MongoStore:
             undo.append(functools.partial(self._release_observatory, observatory))
             observer = _observer(user, project_id, observatory, observer_config)
             try:
-                await self._services.insert_one(_service_doc(observer, now))
+                await self._services.insert_one(_service_doc(observer, now, observer_status))
                 undo.append(functools.partial(self._services.delete_one, {"_id": observer.id}))
             except DuplicateKeyError:
                 found = await self._services.find_one(
@@ -244,6 +245,28 @@ class MongoStore:
             )
             made.append(await self._insert_service(spec, observatory))
         return made
+
+    @_translated
+    async def enter_stage(
+        self,
+        project_id: str,
+        services: list[NewService],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> Entered:
+        """See ``Store.enter_stage``: the services first, then the state's conditional update.
+
+        Without transactions, a crash between them leaves the services added and the state
+        not entered: the stage is entered again (adding the services is idempotent).
+        """
+        made = await self.add_services(project_id, services)
+        if state is None:
+            return Entered(made, False)
+        allowed, changes = _state_change(*state)
+        result = await self._projects.update_one({"_id": project_id, **allowed}, {"$set": changes})
+        if result.matched_count == 1:
+            return Entered(made, True)
+        now = await self._projects.find_one({"_id": project_id}, {"state": 1})
+        return Entered(made, now is not None and now["state"] == state[0].value)
 
     async def _insert_service(self, spec: ServiceSpec, observatory: str | None) -> ServiceSpec:
         """Insert ``spec``; on a race for its name return the winner, releasing our reference."""
@@ -483,9 +506,11 @@ def _observer(user: str, project_id: str, app_id: str, config: dict[str, Any]) -
     return ServiceSpec(ids.new_object_id(), name, OBSERVER.name, user, project_id, app_id, config)
 
 
-def _service_doc(spec: ServiceSpec, now: float) -> Doc:
+def _service_doc(
+    spec: ServiceSpec, now: float, status: InstanceStatus = InstanceStatus.REQUESTED
+) -> Doc:
     fields = {f: getattr(spec, f) for f in _SPEC_FIELDS}
-    extra = {"status": InstanceStatus.REQUESTED.value, "created_at": now}
+    extra = {"status": status.value, "created_at": now}
     return {"_id": spec.id, **fields, "config": json.dumps(spec.config), **extra}
 
 

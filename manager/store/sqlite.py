@@ -16,7 +16,7 @@ from core import ids
 from core.aio import others_ready
 from core.errors import StoreError
 from core.sqlite import Database, open_db
-from manager.store.interface import NewProject, NewService, Progress
+from manager.store.interface import Entered, NewProject, NewService, Progress
 from protocol.messages import AppView, Instance, ProjectView, ServiceView
 from protocol.states import FINAL, RUNNABLE, TRANSITIONS, InstanceStatus, ProjectState
 from services.kinds import OBSERVER
@@ -166,6 +166,7 @@ class SqliteStore:
         sla_name: str,
         observer_config: dict[str, Any],
         host: str = "",
+        observer_status: InstanceStatus = InstanceStatus.REQUESTED,
     ) -> NewProject:
         """See ``Store.create_project``."""
         now = time.time()
@@ -212,6 +213,7 @@ class SqliteStore:
                 OBSERVER.name_for(project_id),
                 observer_config,
                 now,
+                observer_status,
             )
         # What `project` would read back now, built from what was just written.
         apps = [
@@ -237,7 +239,7 @@ class SqliteStore:
                     app_id=observatory_id,
                     app_name=ids.OBSERVATORY,
                     project_id=project_id,
-                    instances=[Instance(index=0, status=InstanceStatus.REQUESTED)],
+                    instances=[Instance(index=0, status=observer_status)],
                 )
             ],
         )
@@ -253,6 +255,7 @@ class SqliteStore:
         name: str,
         config: dict[str, Any],
         now: float,
+        status: InstanceStatus = InstanceStatus.REQUESTED,
     ) -> ServiceSpec:
         spec = ServiceSpec(ids.new_object_id(), name, kind, user, project_id, app_id, config)
         await db.execute(
@@ -265,7 +268,7 @@ class SqliteStore:
                 app_id,
                 project_id,
                 user,
-                InstanceStatus.REQUESTED.value,
+                status.value,
                 json.dumps(config),
                 now,
             ),
@@ -274,33 +277,63 @@ class SqliteStore:
 
     async def add_services(self, project_id: str, services: list[NewService]) -> list[ServiceSpec]:
         """See ``Store.add_services``."""
+        return (await self.enter_stage(project_id, services)).services
+
+    async def enter_stage(
+        self,
+        project_id: str,
+        services: list[NewService],
+        state: tuple[ProjectState, str] | None = None,
+    ) -> Entered:
+        """See ``Store.enter_stage``: one transaction, the project and its observatory read once."""
         async with self._tx() as db:
-            async with db.execute("SELECT user FROM projects WHERE id=?", (project_id,)) as cur:
+            async with db.execute(
+                "SELECT p.user, p.state, a.id FROM projects p LEFT JOIN applications a"
+                " ON a.user = p.user AND a.name = ? WHERE p.id = ?",
+                (ids.OBSERVATORY, project_id),
+            ) as cur:
                 row = await cur.fetchone()
             if row is None:
                 raise StoreError(f"no project {project_id}")
-            user = str(row[0])
-            async with db.execute(
-                "SELECT id FROM applications WHERE user=? AND name=?", (user, ids.OBSERVATORY)
-            ) as cur:
-                app = await cur.fetchone()
-            observatory = str(app[0]) if app else project_id
-            made = []
-            for new in services:
-                async with db.execute(
-                    "SELECT * FROM services WHERE project_id=? AND name=?", (project_id, new.name)
-                ) as cur:
-                    existing = await cur.fetchone()
-                if existing is not None:
-                    made.append(_spec(existing))
-                    continue
+            user, current = str(row[0]), ProjectState(row[1])
+            observatory = str(row[2]) if row[2] else project_id
+            made = await self._services_in(db, project_id, user, observatory, services)
+            if state is None or current is state[0]:
+                return Entered(made, state is not None)
+            if state[0] not in TRANSITIONS[current]:
+                return Entered(made, False)
+            await db.execute(
+                "UPDATE projects SET state=?, state_reason=?, updated_at=? WHERE id=?",
+                (state[0].value, state[1], time.time(), project_id),
+            )
+            return Entered(made, True)
+
+    async def _services_in(
+        self,
+        db: Database,
+        project_id: str,
+        user: str,
+        observatory: str,
+        services: list[NewService],
+    ) -> list[ServiceSpec]:
+        """In a transaction: ``services`` of the project, those missing (by name) inserted."""
+        if not services:
+            return []
+        marks = ",".join("?" * len(services))
+        async with db.execute(
+            f"SELECT * FROM services WHERE project_id=? AND name IN ({marks})",  # noqa: S608 - only placeholders
+            (project_id, *(new.name for new in services)),
+        ) as cur:
+            found = {str(r["name"]): _spec(r) for r in await cur.fetchall()}
+        made = []
+        for new in services:
+            if new.name not in found:
                 app_id = observatory if new.in_observatory else project_id
-                made.append(
-                    await self._insert_service(
-                        db, project_id, user, app_id, new.kind, new.name, new.config, time.time()
-                    )
+                found[new.name] = await self._insert_service(
+                    db, project_id, user, app_id, new.kind, new.name, new.config, time.time()
                 )
-            return made
+            made.append(found[new.name])
+        return made
 
     async def delete_project(self, project_id: str) -> None:
         """See ``Store.delete_project``."""

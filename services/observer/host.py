@@ -108,6 +108,16 @@ class ObserverHost:
 
         ``StoreError`` if the write failed. Followers get it live like any other entry.
         """
+        await self.queue(user, event, register=register)
+
+    def queue(
+        self, user: str, event: Event, *, register: Hosted | None = None
+    ) -> asyncio.Future[None]:
+        """Queue an event of this process now; the future is done once it is stored.
+
+        Events queued one after the other without a wait between them are stored in one
+        transaction, in the order queued (a stage's announcements and its state entry).
+        """
         stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def done() -> None:
@@ -119,7 +129,7 @@ class ObserverHost:
                 stored.set_exception(exc)
 
         self._queue.put_nowait(_Pending(user, event, done, failed, register))
-        await stored
+        return stored
 
     async def undeploy(self, project_id: str, *, purge: bool = False) -> None:
         """Stop observing a project; its log stays readable unless ``purge``."""
@@ -150,9 +160,10 @@ class ObserverHost:
             batch = [await self._queue.get()]
             # The client reads one packet per turn of the event loop, and a packet takes two
             # turns to reach this queue: while the queue keeps growing, give it turns, so a
-            # burst becomes one transaction instead of one per event. An event of this
-            # process alone, with nothing else to run, is written at once (a lone start).
-            lone = batch[0].failed is not None and self._queue.empty() and not others_ready()
+            # burst becomes one transaction instead of one per event. Events of this process
+            # with nothing else to run are written at once, with whatever is queued behind
+            # them (a lone start's entries, queued together).
+            lone = batch[0].failed is not None and not others_ready()
             idle = IDLE_TURNS if lone else 0
             while idle < IDLE_TURNS and self._queue.qsize() < BATCH:
                 waiting = self._queue.qsize()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import DeployError
+from core.errors import DeployError, StoreError
 from manager import events, handlers
 from manager.deps import Deps, RefusedError
 from manager.store.sqlite import SqliteStore
@@ -98,6 +98,128 @@ async def test_advance_creates_and_announces_the_builder(deps: Deps) -> None:
     assert texts == ["New Builder service created & deployed", "Project is BUILDING: stage build"]
     await handlers.advance(view.id, deps)  # repeating is harmless
     assert len(deps.events) == 2  # type: ignore[attr-defined]
+
+
+class Log:
+    """A project log in this process (``Deps.queue``): events queued, stored when told."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[Event, asyncio.Future[None]]] = []
+        self.stored: list[str] = []
+        self._more = asyncio.Event()
+
+    def queue(self, _user: str, event: Event) -> asyncio.Future[None]:
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued.append((event, stored))
+        self._more.set()
+        return stored
+
+    async def wait_queued(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.queued) < count:
+                self._more.clear()
+                await self._more.wait()
+
+    def store(self, failure: Exception | None = None) -> None:
+        """Store (or fail) every event queued so far, in order, as one batch would."""
+        for event, stored in self.queued:
+            if failure is not None:
+                stored.set_exception(failure)
+            elif event.event_id not in self.stored:  # the log keeps an event id once
+                self.stored.append(event.event_id)
+                stored.set_result(None)
+            else:
+                stored.set_result(None)
+        self.queued.clear()
+
+
+async def test_a_stage_is_deployed_only_once_its_entries_queued_together_are_stored(
+    deps: Deps,
+) -> None:
+    log = Log()
+    deps.queue = log.queue
+    view = await handlers.create_project("Admin", request(), deps)
+    advancing = asyncio.create_task(handlers.advance(view.id, deps, view))
+    await log.wait_queued(2)
+    # Both queued at once, the state entry last, none emitted one at a time.
+    texts = [e.text for e, _ in log.queued]
+    assert texts == ["New Builder service created & deployed", "Project is BUILDING: stage build"]
+    assert deps.events == []  # type: ignore[attr-defined]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    now = await deps.store.progress(view.id)
+    assert now is not None and now.state is ProjectState.BUILDING and not now.ready
+    log.store()
+    await advancing
+    now = await deps.store.progress(view.id)
+    assert now is not None and (now.stage, now.ready) == ("build", True)
+
+
+async def test_entries_the_log_could_not_store_are_told_again_when_the_stage_is_entered_again(
+    deps: Deps,
+) -> None:
+    log = Log()
+    deps.queue = log.queue
+    view = await handlers.create_project("Admin", request(), deps)
+    advancing = asyncio.create_task(handlers.advance(view.id, deps, view))
+    await log.wait_queued(2)
+    ids = [e.event_id for e, _ in log.queued]
+    log.store(StoreError("disk full"))
+    with pytest.raises(StoreError, match="disk full"):
+        await advancing
+    now = await deps.store.progress(view.id)
+    assert now is not None and now.state is ProjectState.BUILDING and not now.ready
+    # As after a crash there: the start goes on from where the store stands (the state is
+    # entered already), and the log hears of the builder and the state again, once each.
+    assert await deps.store.unfinished_projects() == [view.id]
+    advancing = asyncio.create_task(handlers.advance(view.id, deps))
+    await log.wait_queued(2)
+    log.store()
+    await advancing
+    assert log.stored == ids
+    after = await deps.store.project(view.id)
+    assert after is not None and [s.kind for s in after.services] == ["observer", "builder"]
+    now = await deps.store.progress(view.id)
+    assert now is not None and now.ready
+
+
+class ObserverRuntime(RecordingRuntime):
+    """Gives the observer another status than expected, or fails it without a DeployError."""
+
+    def __init__(self, status: InstanceStatus | None) -> None:
+        super().__init__()
+        self.status = status
+
+    async def deploy(self, spec: ServiceSpec) -> InstanceStatus:
+        if spec.kind == "observer" and self.status is None:
+            raise StoreError("the observer's log cannot be written")
+        await super().deploy(spec)
+        return self.status or InstanceStatus.RUNNING
+
+
+async def test_the_observer_status_written_with_the_project_is_corrected_if_it_differs(
+    deps: Deps,
+) -> None:
+    deps.runtime = ObserverRuntime(InstanceStatus.CREATING)  # as Oakestra may answer
+    view = await handlers.create_project("Admin", request(), deps)
+    assert [s.instances[0].status for s in view.services] == [InstanceStatus.CREATING]
+    assert view == await deps.store.project(view.id)
+
+
+async def test_an_observer_deploy_cut_short_is_left_requested_and_deployed_on_a_repeat(
+    deps: Deps,
+) -> None:
+    deps.runtime = ObserverRuntime(None)
+    with pytest.raises(StoreError):
+        await handlers.create_project("Admin", request("cut-0001"), deps)
+    (made,) = await deps.store.projects("Admin")
+    view = await deps.store.project(made.id)
+    assert view is not None
+    assert [s.instances[0].status for s in view.services] == [InstanceStatus.REQUESTED]
+    deps.runtime = ObserverRuntime(InstanceStatus.RUNNING)
+    again = await handlers.create_project("Admin", request("cut-0001"), deps)
+    assert again.id == made.id
+    assert [s.instances[0].status for s in again.services] == [InstanceStatus.RUNNING]
 
 
 async def test_a_start_validates_its_sla_once_and_a_repeat_keeps_the_first(

@@ -171,6 +171,16 @@ async def test_progress_returns_the_sla_exactly_and_unknown_projects_have_none(
     assert await store.progress(ids.new_object_id()) is None
 
 
+async def test_the_observer_may_be_made_in_the_status_its_deployment_is_expected_to_give(
+    store: Store,
+) -> None:
+    new = await store.create_project(
+        "Admin", "req-00000002", SLA, "sla.json", {}, "", InstanceStatus.RUNNING
+    )
+    assert [s.instances[0].status for s in new.project.services] == [InstanceStatus.RUNNING]
+    assert new.project == await store.project(new.project.id)  # what the store holds
+
+
 # ---------------------------------------------------------------- services
 
 
@@ -317,6 +327,41 @@ async def test_a_deployed_stage_enters_its_state_in_the_same_write_if_allowed(
         True,
     )
     assert not await store.stage_deployed(pid, "train", {})
+
+
+async def test_entering_a_stage_adds_its_services_and_its_state_in_one_write(
+    store: Store,
+) -> None:
+    pid = (await new_project(store)).project.id
+    wants = [NewService("builder", "b1", False, {"i": 1}), NewService("observer", "o2", True)]
+    entered = await store.enter_stage(pid, wants, (ProjectState.BUILDING, "stage build"))
+    assert entered.in_state
+    assert [(s.name, s.config) for s in entered.services] == [("b1", {"i": 1}), ("o2", {})]
+    view, now = await store.project(pid), await store.progress(pid)
+    assert view is not None and now is not None
+    assert (view.state, view.state_reason) == (ProjectState.BUILDING, "stage build")
+    assert (now.stage, now.ready) == ("", False)  # not ready before stage_deployed
+    by_name = {s.name: s for s in view.services}
+    assert by_name["b1"].app_id == pid and by_name["o2"].app_name == ids.OBSERVATORY
+    assert by_name["b1"].instances[0].status is InstanceStatus.REQUESTED
+    assert await observatory_services(store, "Admin") == 2
+
+
+async def test_a_stage_entered_again_finds_its_services_and_its_state(store: Store) -> None:
+    pid = (await new_project(store)).project.id
+    wants = [NewService("builder", "b1", False, {"i": 1})]
+    first = await store.enter_stage(pid, wants, (ProjectState.BUILDING, "stage build"))
+    # After a crash: the same services, and the project already in the state.
+    again = await store.enter_stage(pid, wants, (ProjectState.BUILDING, "stage build"))
+    assert again == first
+    assert len(await store.project_services(pid)) == 2
+    # A state the project may not enter (FAILED is final) is neither entered nor claimed.
+    await store.set_state(pid, ProjectState.FAILED, "broken")
+    refused = await store.enter_stage(pid, [], (ProjectState.TRAINING, "stage train"))
+    assert (refused.services, refused.in_state) == ([], False)
+    assert (await store.enter_stage(pid, [])).in_state is False
+    with pytest.raises(StoreError):
+        await store.enter_stage(ids.new_object_id(), wants)
 
 
 async def test_a_stage_ends_once_with_its_output_and_the_last_leaves_nothing_to_do(

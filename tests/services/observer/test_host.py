@@ -99,6 +99,34 @@ async def test_an_event_of_this_process_is_stored_before_record_returns(tmp_path
     await store.close()
 
 
+async def test_events_of_this_process_queued_together_are_stored_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    store = await LogStore.open(tmp_path / "o.db")
+    batches: list[list[str]] = []
+    append = store.append
+
+    async def counting(events: Any, observers: Any = ()) -> Any:
+        batches.append([e.text for e in events])
+        return await append(events, observers)
+
+    store.append = counting  # type: ignore[method-assign]
+    link = StubLink()
+    host = ObserverHost(cast(Link, link), store, lambda sid: "0" * 32)
+    await store.register(P, "u", "s" * 24, "observ1")
+    await host.load()
+    writer = asyncio.create_task(host.write_forever())
+    texts = ["deployed", "state", "third"]
+    stored = [host.queue("u", Event(project_id=P, source="m", text=t)) for t in texts]
+    async with asyncio.timeout(5):
+        await asyncio.gather(*stored)
+    assert batches == [texts]  # one transaction, at once (no turns waited for more)
+    assert [e.text for e in await store.read(P, 1, 10)] == texts
+    assert len(link.live) == 3
+    writer.cancel()
+    await store.close()
+
+
 async def test_a_new_observer_is_registered_with_its_first_entry_or_not_at_all(
     tmp_path: Path,
 ) -> None:
