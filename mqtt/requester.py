@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from core.aio import race
 from core.errors import BrokerError, RemoteError, RequestTimeoutError
 from mqtt.client import Connection, MqttError, Options, connect
 from mqtt.link import BrokerAddress, Credentials, explain
@@ -62,7 +61,8 @@ class Session:
         self._reconnecting = asyncio.Lock()
         self._topics = [str(topics.reply(user, self.client_id))]
         self._waiting: dict[str, asyncio.Future[Reply]] = {}
-        self._streams: dict[str, asyncio.Queue[bytes]] = {}
+        # A stream's queue gets ``None`` when the connection is lost: the reader catches up.
+        self._streams: dict[str, asyncio.Queue[bytes | None]] = {}
         # A SUBSCRIBE whose connection silently stalls (a broker restarting just as we
         # connect) must not wait the whole request timeout: bounded, the reconnect loop
         # tries again (seen once in a test restarting the broker mid-burst).
@@ -96,30 +96,27 @@ class Session:
         if client is not None:
             await client.close()
 
-    async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes]:
+    async def subscribe(self, topic: topics.Topic) -> asyncio.Queue[bytes | None]:
         """Subscribe to ``topic`` (again after reconnects); payloads arrive on the queue."""
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._streams[str(topic)] = queue
         self._topics.append(str(topic))
         if self._client is not None:
             try:
                 await self._client.subscribe([str(topic)], self._subscribe_timeout)
             except MqttError:
-                self._lost.set()  # next_message connects and subscribes again
+                self._mark_lost()  # next_message connects and subscribes again
         return queue
 
-    async def next_message(self, queue: asyncio.Queue[bytes]) -> bytes | None:
+    async def next_message(self, queue: asyncio.Queue[bytes | None]) -> bytes | None:
         """The next payload on a subscribed ``queue``; ``None`` after a lost connection.
 
         On ``None`` the session is connected and subscribed again (within its timeout),
         and whatever was published meanwhile was missed: the caller catches up.
         """
-        if queue.empty() and not self._lost.is_set():
-            got, _ = await race(queue.get(), self._lost.wait())
-            if not got.cancelled():
-                return bytes(got.result())
-        if not queue.empty():
-            return queue.get_nowait()
+        payload = await queue.get()
+        if payload is not None:
+            return payload
         loop = asyncio.get_running_loop()
         await self._reconnect(loop.time() + self.timeout)
         return None
@@ -230,7 +227,13 @@ class Session:
         if client is self._client:
             exc = None if client.closed.cancelled() else client.closed.exception()
             log.debug("lost the broker at %s: %s", self.address, exc)
-            self._lost.set()
+            self._mark_lost()
+
+    def _mark_lost(self) -> None:
+        """Every request and stream learns that the connection is gone."""
+        self._lost.set()
+        for queue in self._streams.values():
+            queue.put_nowait(None)
 
     def _deliver(self, payload: bytes) -> None:
         try:
