@@ -35,6 +35,9 @@ class Told:
         if stored is None:
             await self._deps.emit(self._user, event)
         else:
+            # Retrieved even if the step ends before ``stored`` (an unexpected error): a
+            # failed write is then the step's to report, not asyncio's.
+            stored.add_done_callback(_seen)
             self._waiting.append(stored)
 
     async def stored(self) -> None:
@@ -48,3 +51,8 @@ class Told:
                 failed = failed or exc
         if failed is not None:
             raise failed
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
