@@ -365,8 +365,8 @@ async def end_stage(now: Progress, stage: Stage, output: dict[str, Any], deps: D
     """
     if not await deps.store.end_stage(now.project_id, stage.name, stage.next or "", output):
         return False
-    for spec in await deps.store.services_to_run(deps.host):
-        if spec.project_id == now.project_id and spec.kind in stage.undeploys:
+    for spec in await deps.store.services_to_run(project_id=now.project_id):
+        if spec.kind in stage.undeploys:
             await undeploy(spec, deps, InstanceStatus.UNDEPLOYED, purge=False)
     closing = stage.closing(stage_input(now, deps))
     if closing:

@@ -160,8 +160,14 @@ class Store(Protocol):
     async def project_services(self, project_id: str) -> list[ServiceSpec]:
         """The services of one project, oldest first."""
 
-    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
-        """Services that should be running; with ``host``, only those of its projects."""
+    async def services_to_run(
+        self, host: str | None = None, *, project_id: str | None = None
+    ) -> list[ServiceSpec]:
+        """Services that should be running; with ``host``, only those of its projects.
+
+        With ``project_id``, only that project's: a query of its own, so that a stage's end
+        does not cost a read of every project's services.
+        """
 
     async def unfinished_projects(self, host: str = "") -> list[str]:
         """Projects of ``host`` (or of no host) to carry on: not final, their stage not ready."""

@@ -466,12 +466,17 @@ class MongoStore:
         return [_spec(d) for d in docs]
 
     @_translated
-    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
+    async def services_to_run(
+        self, host: str | None = None, *, project_id: str | None = None
+    ) -> list[ServiceSpec]:
         """See ``Store.services_to_run``."""
         query: Doc = {"status": {"$in": _RUNNABLE}}
         if host is not None:
             mine = self._projects.find({"host": {"$in": [host, "", None]}}, {"_id": 1})
-            query["project_id"] = {"$in": [str(d["_id"]) for d in await mine.to_list()]}
+            ids = [str(d["_id"]) for d in await mine.to_list()]
+            query["project_id"] = {"$in": [i for i in ids if project_id in (None, i)]}
+        elif project_id is not None:
+            query["project_id"] = project_id
         return [_spec(d) for d in await self._services.find(query).sort("_id", ASCENDING).to_list()]
 
     @_translated

@@ -539,7 +539,9 @@ class SqliteStore:
         )
         return [_spec(r) for r in rows]
 
-    async def services_to_run(self, host: str | None = None) -> list[ServiceSpec]:
+    async def services_to_run(
+        self, host: str | None = None, *, project_id: str | None = None
+    ) -> list[ServiceSpec]:
         """See ``Store.services_to_run``."""
         marks = ",".join("?" * len(RUNNABLE))
         args: list[str] = [s.value for s in RUNNABLE]
@@ -547,6 +549,9 @@ class SqliteStore:
         if host is not None:
             of_host = " AND project_id IN (SELECT id FROM projects WHERE host IN (?, ''))"
             args.append(host)
+        if project_id is not None:
+            of_host += " AND project_id=?"
+            args.append(project_id)
         rows = await self._rows(
             f"SELECT * FROM services WHERE status IN ({marks}){of_host} ORDER BY id",  # noqa: S608
             args,

@@ -247,6 +247,11 @@ async def test_services_to_run_are_the_runnable_ones_of_everyone_in_id_order(
     assert [s.id for s in to_run] == sorted(s.id for s in to_run)
     runnable = {f"s-{status}" for status in RUNNABLE}
     assert {s.name for s in to_run} == {alice.observer.name, bob.observer.name} | runnable
+    alices = await store.services_to_run(project_id=alice.project.id)
+    assert {s.name for s in alices} == {alice.observer.name} | runnable
+    assert [s.name for s in await store.services_to_run(project_id=bob.project.id)] == [
+        bob.observer.name
+    ]
 
 
 async def test_project_services_are_the_projects_specs_oldest_first(store: Store) -> None:
