@@ -1,7 +1,8 @@
 """Project start latency: one client, sequential starts, publish to answer.
 
 The starts are sent by the paho load generator (``bench.paho``, a process of its own), and
-also by the CLI's own request code (``mqtt.requester.Session``, aiomqtt) in this process.
+also by the CLI's own request code (``mqtt.requester.Session`` on ``mqtt.client``) in this
+process.
 Baselines, through the same broker with requests of the same size: bare round trips of
 paho at both ends (the load generator to the paho echo responder process, in paho's
 external-loop and its thread mode) and of aiomqtt at both ends. The targets hold against
@@ -106,7 +107,7 @@ def run(stack: Stack, mode: Mode) -> list[Row]:
         rows.append(
             Row(
                 SCENARIO,
-                f"p{q} start through the CLI's request code (aiomqtt), {count} sequential",
+                f"p{q} start through the CLI's request code (mqtt.client), {count} sequential",
                 ms(percentile(got.session_starts, q)),
                 "ms",
                 ms(got.fastest(q)[1]),
