@@ -18,9 +18,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
-import aiomqtt
 from pydantic import BaseModel
 
 from core.aio import race
@@ -29,6 +28,9 @@ from core.logs import shown
 from mqtt.client import Connection, MqttError, Options, connect
 from mqtt.wire import Publish
 from protocol import codec, topics
+
+if TYPE_CHECKING:
+    import aiomqtt
 
 log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
@@ -74,8 +76,11 @@ def make_client(
     """An aiomqtt client in MQTT 3.1.1 with TCP_NODELAY: a second, independent client.
 
     Not the stack's (that is ``mqtt.client``): tests and the benchmark's baselines use it to
-    talk to the stack as any other client would.
+    talk to the stack as any other client would. Imported here, not with the module: the
+    CLI imports this module and needs neither aiomqtt nor paho (~60 ms of imports).
     """
+    import aiomqtt  # noqa: PLC0415
+
     creds = credentials or Credentials()
     client = aiomqtt.Client(
         address.host,
