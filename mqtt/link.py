@@ -35,8 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 M = TypeVar("M", bound=BaseModel)
-QUEUE_HIGH = 10_000  # received messages waiting for dispatch before reading pauses
-QUEUE_LOW = 1_000  # ... and reading resumes
+# Received messages waiting for dispatch: reading pauses past either bound, and resumes once
+# the queue is back under both of the lower ones.
+QUEUE_HIGH = 10_000
+QUEUE_HIGH_BYTES = 32 * 1024 * 1024
+QUEUE_LOW = 1_000
+QUEUE_LOW_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +195,7 @@ class Link:
     _limit: asyncio.Semaphore = field(init=False)
     _queue: deque[Inbound] = field(default_factory=deque)  # received, not yet dispatched
     _wake: asyncio.Future[None] | None = None  # the dispatcher waits for a message
+    _queued_bytes: int = 0  # payload bytes in _queue
     _paused: Connection | None = None  # reading paused: the queue is full
 
     def __post_init__(self) -> None:
@@ -286,6 +291,7 @@ class Link:
                         break  # stopped while connecting
                     conn = attempt.result()
                     self._conn = conn
+                    self._paused = None  # a lost connection's pause ended with it
                     if self._routes:
                         await conn.subscribe([r.subscription for r in self._routes], 10.0)
                     self._connected.set()
@@ -346,7 +352,9 @@ class Link:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
-        if len(self._queue) >= QUEUE_HIGH and self._paused is None:
+        self._queued_bytes += len(message.payload)
+        full = len(self._queue) >= QUEUE_HIGH or self._queued_bytes >= QUEUE_HIGH_BYTES
+        if full and self._paused is None:
             conn.pause_reading()
             self._paused = conn
 
@@ -359,7 +367,12 @@ class Link:
                 self._wake = loop.create_future()
                 await self._wake
             inbound = queue.popleft()
-            if self._paused is not None and len(queue) <= QUEUE_LOW:
+            self._queued_bytes -= len(inbound.payload)
+            if (
+                self._paused is not None
+                and len(queue) <= QUEUE_LOW
+                and self._queued_bytes <= QUEUE_LOW_BYTES
+            ):
                 self._paused.resume_reading()
                 self._paused = None
             release = inbound.hold()

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from broker.server import Mosquitto
+from mqtt import link as link_module
 from mqtt.link import Inbound, Link, make_client
 from protocol import codec, topics
 from protocol.events import Event
@@ -173,3 +174,35 @@ async def test_packets_queued_in_one_loop_turn_all_arrive_in_order(
     stop.set()
     await task
     assert got == [*sent, b"last"]
+
+
+async def test_a_slow_handler_pauses_reading_and_loses_nothing(
+    mosquitto: BrokerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the queue's bound the link stops reading (the broker keeps the rest) and resumes."""
+    monkeypatch.setattr(link_module, "QUEUE_HIGH", 20)
+    monkeypatch.setattr(link_module, "QUEUE_LOW", 5)
+    link = Link(mosquitto.address, "link-slow")
+    got: list[bytes] = []
+    paused: list[bool] = []
+    sent = [f"m{n}".encode() for n in range(300)]
+    all_in = asyncio.Event()
+
+    async def slow(m: Inbound) -> None:
+        paused.append(link._paused is not None)  # noqa: SLF001
+        await asyncio.sleep(0.001)
+        got.append(m.payload)
+        if len(got) == len(sent):
+            all_in.set()
+
+    link.route("slow/#", slow)
+    stop = asyncio.Event()
+    task = asyncio.create_task(link.run(stop))
+    await link.wait_connected(5)
+    async with make_client(mosquitto.address, "slow-pub", persistent=False) as pub:
+        await asyncio.gather(*(pub.publish("slow/t", p, qos=1) for p in sent))
+    await asyncio.wait_for(all_in.wait(), 10)
+    stop.set()
+    await task
+    assert got == sent
+    assert any(paused) and not paused[-1]
