@@ -11,6 +11,7 @@ stop, stores close, the broker stops.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -244,6 +245,9 @@ def _announce(
     ready: Callable[[StackCard], None] | None,
 ) -> None:
     """Write the card the CLI finds the stack by, keep it true, and say the stack is ready."""
+    # What start-up made (modules, models, settings) lives as long as the stack: kept out
+    # of the collector's full passes, which then walk only what requests make.
+    gc.freeze()
     card = StackCard(
         os.getpid(),
         wiring.address.host,
