@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from core.logs import Throttle, shown
 from mqtt import wire
 
+log = logging.getLogger(__name__)
 OnMessage = Callable[["Connection", wire.Publish], None]
 MAX_PACKET = 16 * 1024 * 1024  # the largest packet read; the broker's limit is lower
 WRITE_BUFFER_LIMIT = 32 * 1024 * 1024  # queued bytes past which a QoS 0 message is dropped
@@ -77,6 +80,7 @@ class Connection(asyncio.Protocol):
         self.session_present = False
         self.closed: asyncio.Future[None] = loop.create_future()
         self.closed.add_done_callback(_retrieve)
+        self._dropped = Throttle(log)  # anyone may send them: a few lines a minute
 
     # asyncio.Protocol ---------------------------------------------------------------------
 
@@ -98,8 +102,20 @@ class Connection(asyncio.Protocol):
             self._fail(MqttError(f"the broker sent something this client cannot read: {exc}"))
 
     def _handle(self, packet: wire.Packet) -> None:
-        kind, flags, body = packet
-        if kind == wire.PUBLISH:
+        kind, flags, body, dropped = packet
+        if kind == wire.PUBLISH and dropped:
+            # Acknowledged and dropped: left unacknowledged, a persistent session would
+            # bring it back after every reconnect, for ever.
+            message = wire.parse_publish(flags, body)
+            if message.qos:
+                self.ack(message.packet_id)
+            self._dropped.warning(
+                "dropped a message of %d bytes on %s: over this client's %d",
+                dropped,
+                shown(message.topic),
+                self._opts.max_packet,
+            )
+        elif kind == wire.PUBLISH:
             self._on_message(self, wire.parse_publish(flags, body))
         elif kind in (wire.PUBACK, wire.SUBACK):
             waiter = self._waiting.pop(wire.packet_id_of(body), None)

@@ -37,11 +37,16 @@ class ProtocolError(Exception):
 
 
 class Packet(NamedTuple):
-    """One packet as read: its type, the header's flag bits and the rest of it."""
+    """One packet as read: its type, the header's flag bits and the rest of it.
+
+    A PUBLISH over the reader's bound comes as its header alone (topic and packet id, no
+    payload) with ``dropped``, its size: the rest was read and thrown away.
+    """
 
     kind: int
     flags: int
     body: bytes
+    dropped: int = 0
 
 
 class Publish(NamedTuple):
@@ -145,17 +150,27 @@ def packet_id_of(body: bytes) -> int:
 
 
 class Reader:
-    """Splits a byte stream into packets, keeping an incomplete one for the next bytes."""
+    """Splits a byte stream into packets, keeping an incomplete one for the next bytes.
 
-    __slots__ = ("_buffer", "_max", "_need")
+    A PUBLISH over ``max_packet`` is not buffered: its header is kept (so that it can be
+    acknowledged) and the rest skipped as it arrives. Any other packet that large is a
+    protocol error.
+    """
+
+    __slots__ = ("_buffer", "_max", "_need", "_skip")
 
     def __init__(self, max_packet: int) -> None:
         self._buffer = bytearray()
         self._need = 0  # bytes the buffered start of a packet needs before it can be read
+        self._skip = 0  # bytes of an oversized message still to throw away
         self._max = max_packet
 
     def feed(self, data: bytes) -> list[Packet]:
         """The packets that ``data`` completes, in order."""
+        if self._skip:
+            skipped = min(self._skip, len(data))
+            self._skip -= skipped
+            data = data[skipped:]
         if self._buffer:
             self._buffer += data
             if len(self._buffer) < self._need:  # a large packet arriving in pieces
@@ -169,27 +184,19 @@ class Reader:
         out: list[Packet] = []
         pos = 0
         while end - pos >= 2:
-            first = buf[pos]
-            length = buf[pos + 1]
-            start = pos + 2
-            if length & 0x80:  # a multi-byte remaining length
-                length &= 0x7F
-                shift = 7
-                while True:
-                    if start >= end:
-                        self._buffer += buf[pos:]
-                        return out
-                    byte = buf[start]
-                    start += 1
-                    length |= (byte & 0x7F) << shift
-                    if not byte & 0x80:
-                        break
-                    shift += 7
-                    if shift > 21:
-                        raise ProtocolError("a remaining length of more than four bytes")
-            if length > self._max:
-                raise ProtocolError(f"a packet of {length} bytes, over this client's {self._max}")
+            found = _remaining_length(buf, pos + 1, end)
+            if found is None:
+                break
+            first, (length, start) = buf[pos], found
             stop = start + length
+            if length > self._max:
+                head = self._oversized(first, length, buf, start, end)
+                if head is None:  # its header is not all here yet
+                    break
+                out.append(Packet(PUBLISH, first & 0x0F, head, length))
+                pos = min(end, stop)
+                self._skip = stop - pos
+                continue
             if stop > end:
                 self._need = stop - pos
                 break
@@ -198,3 +205,38 @@ class Reader:
         if pos < end:
             self._buffer += buf[pos:]
         return out
+
+    def _oversized(self, first: int, length: int, buf: bytes, start: int, end: int) -> bytes | None:
+        """The header of a PUBLISH over the bound, once all of it is here; else ``None``."""
+        if first >> 4 != PUBLISH:
+            raise ProtocolError(f"a packet of {length} bytes, over this client's {self._max}")
+        if end - start < 2:
+            return None
+        size = _head_length(first, buf, start)
+        if end - start < size:
+            return None
+        return buf[start : start + size]
+
+
+def _remaining_length(buf: bytes, at: int, end: int) -> tuple[int, int] | None:
+    """The remaining length encoded at ``at``, and where the body starts.
+
+    ``None`` if its bytes are not all here yet.
+    """
+    length = 0
+    shift = 0
+    while at < end:
+        byte = buf[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length, at
+        shift += 7
+        if shift > 21:
+            raise ProtocolError("a remaining length of more than four bytes")
+    return None
+
+
+def _head_length(first: int, buf: bytes, start: int) -> int:
+    """The length of a PUBLISH's variable header (topic, packet id) starting at ``start``."""
+    return 2 + int.from_bytes(buf[start : start + 2], "big") + (2 if first & 0x06 else 0)

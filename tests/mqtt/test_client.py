@@ -165,6 +165,33 @@ async def test_a_refused_subscription_is_an_error() -> None:
         await conn.close()
 
 
+async def test_a_message_over_the_bound_is_acknowledged_and_dropped_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    acked = asyncio.get_running_loop().create_future()
+
+    async def oversized(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x20\x02\x00\x00")
+        writer.write(wire.publish(b"big/t", bytes(5_000), 1, 41))
+        writer.write(wire.publish(b"small/t", b"hello", 1, 42))
+        await writer.drain()
+        acks = b""
+        while len(acks) < 8:
+            acks += await reader.read(1024)
+        acked.set_result(acks)
+        await reader.read()
+
+    inbox = Inbox()
+    async with fake_broker(oversized) as port:
+        conn = await connect("127.0.0.1", port, Options("c-big", max_packet=1_000), inbox)
+        got = await inbox.wait_for(1)
+        assert [(m.topic, m.payload) for m in got] == [("small/t", b"hello")]
+        assert await asyncio.wait_for(acked, 5) == wire.puback(41) + wire.puback(42)
+        assert conn.is_open
+        await conn.close()
+    assert "dropped a message of 5009 bytes on 'big/t'" in caplog.text
+
+
 async def test_garbage_from_the_broker_fails_the_connection_and_its_waiters() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"\x20\x02\x00\x00")

@@ -59,11 +59,28 @@ def test_a_publish_reads_back_whole_however_the_stream_is_cut(
     assert wire.packet_id_of(packets[1].body) == 7
 
 
-def test_a_packet_over_the_bound_is_refused_before_it_is_buffered() -> None:
+def test_a_packet_over_the_bound_other_than_a_publish_is_refused() -> None:
     reader = wire.Reader(100)
-    header = b"\x30" + wire.remaining_length(1_000_000)
+    header = b"\x90" + wire.remaining_length(1_000_000)  # a SUBACK that large
     with pytest.raises(wire.ProtocolError, match="over this client's 100"):
         reader.feed(header)
+
+
+@given(cuts=st.lists(st.integers(0, 3_000), max_size=8), qos=st.sampled_from([0, 1]))
+def test_a_publish_over_the_bound_is_skipped_but_its_header_kept(cuts: list[int], qos: int) -> None:
+    """Not buffered, but reported (to be acknowledged), and the stream goes on after it."""
+    big = wire.publish(b"big/topic", bytes(2_000), qos, 77)
+    after = wire.publish(b"next", b"small", 1, 78)
+    stream = wire.puback(1) + big + after
+    packets = read_all(wire.Reader(500), stream, [c for c in cuts if c < len(stream)])
+    assert [(p.kind, p.dropped) for p in packets] == [
+        (wire.PUBACK, 0),
+        (wire.PUBLISH, len(big) - 3),  # the remaining length: all but the fixed header
+        (wire.PUBLISH, 0),
+    ]
+    head = wire.parse_publish(packets[1].flags, packets[1].body)
+    assert head == wire.Publish("big/topic", b"", qos, 77 if qos else 0)
+    assert wire.parse_publish(packets[2].flags, packets[2].body).payload == b"small"
 
 
 def test_a_remaining_length_of_five_bytes_is_refused() -> None:
