@@ -1,10 +1,11 @@
 """Bare-MQTT baselines: the same broker, no FLOps code in the path, two client libraries.
 
-aiomqtt (``mqtt.link.make_client``, the stack's library) in this process: an "echo
-responder" stands in for the manager, answering each request by publishing the payload
-back on the asker's reply topic, at QoS 1, one task per answer (as the manager's concurrent
-route does). paho at both ends, each end a process of its own (``bench.paho``): the
-fastest bare exchange this broker carries, which every ratio is taken against.
+aiomqtt (``mqtt.link.make_client``, the stack's library until issue 15's round four) in
+this process: an "echo responder" stands in for the manager, answering each request by
+publishing the payload back on the asker's reply topic, at QoS 1, one task per answer (as
+the manager's concurrent route does). paho at both ends, each end a process of its own
+(``bench.paho``): the fastest bare exchange this broker carries, which every ratio is taken
+against.
 """
 
 from __future__ import annotations
