@@ -23,6 +23,16 @@ async def race(*awaitables: Awaitable[Any]) -> list[asyncio.Future[Any]]:
     return futures
 
 
+def seen(future: asyncio.Future[Any]) -> None:
+    """Mark a done future's exception as retrieved (a done callback).
+
+    For futures whose failure is reported another way, or by whoever awaits them if anyone
+    still does: asyncio then logs no "exception was never retrieved".
+    """
+    if not future.cancelled():
+        future.exception()
+
+
 def others_ready() -> bool:
     """Whether other callbacks or tasks wait to run in this turn of the event loop.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
+from core.aio import seen
 from core.errors import StoreError
 from manager.deps import Deps
 from protocol.events import Event
@@ -37,7 +38,7 @@ class Told:
         else:
             # Retrieved even if the step ends before ``stored`` (an unexpected error): a
             # failed write is then the step's to report, not asyncio's.
-            stored.add_done_callback(_seen)
+            stored.add_done_callback(seen)
             self._waiting.append(stored)
 
     async def stored(self) -> None:
@@ -51,8 +52,3 @@ class Told:
                 failed = failed or exc
         if failed is not None:
             raise failed
-
-
-def _seen(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

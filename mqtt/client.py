@@ -23,8 +23,9 @@ import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
+from core.aio import seen
 from core.logs import Throttle, shown
 from mqtt import wire
 
@@ -79,7 +80,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self.session_present = False
         self.closed: asyncio.Future[None] = loop.create_future()
-        self.closed.add_done_callback(_retrieve)
+        self.closed.add_done_callback(seen)
         self._dropped = Throttle(log)  # anyone may send them: a few lines a minute
 
     # asyncio.Protocol ---------------------------------------------------------------------
@@ -296,24 +297,18 @@ class Connection(asyncio.Protocol):
         lost = error or MqttError("the connection is closed")
         if not self._connack.done():
             self._connack.set_exception(lost)
-            self._connack.add_done_callback(_retrieve)
+            self._connack.add_done_callback(seen)
         waiting, self._waiting = self._waiting, {}
         for waiter in waiting.values():
             if not waiter.done():
                 waiter.set_exception(lost)
-                waiter.add_done_callback(_retrieve)
+                waiter.add_done_callback(seen)
         if not self.closed.done():
             if error is None:
                 self.closed.set_result(None)
             else:
                 self.closed.set_exception(error)
         self._writable.set()
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a future's exception as seen: losing a connection is reported by ``closed``."""
-    if not future.cancelled():
-        future.exception()
 
 
 async def connect(

@@ -158,9 +158,9 @@ class ObserverHost:
         """The single writer: batch, commit, release acks, publish live entries."""
         while True:
             batch = [await self._queue.get()]
-            # The client reads one packet per turn of the event loop, and a packet takes two
-            # turns to reach this queue: while the queue keeps growing, give it turns, so a
-            # burst becomes one transaction instead of one per event. Events of this process
+            # A read's messages reach this queue in the link's next turn, and a burst takes
+            # several reads: while the queue keeps growing, give it turns, so a burst becomes
+            # one transaction instead of one per read. Events of this process
             # with nothing else to run are written at once, with whatever is queued behind
             # them (a lone start's entries, queued together).
             lone = batch[0].failed is not None and not others_ready()

@@ -125,11 +125,10 @@ class Log:
         for event, stored in self.queued:
             if failure is not None:
                 stored.set_exception(failure)
-            elif event.event_id not in self.stored:  # the log keeps an event id once
+                continue
+            if event.event_id not in self.stored:  # the log keeps an event id once
                 self.stored.append(event.event_id)
-                stored.set_result(None)
-            else:
-                stored.set_result(None)
+            stored.set_result(None)
         self.queued.clear()
 
 
